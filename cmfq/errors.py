@@ -1,0 +1,105 @@
+"""One error tree for everything cmfq raises on purpose.
+
+Every error carries a message that names the thing, and a ``hint`` that says what to do.
+The CLI prints ``str(err)`` (message and hint) as one red line and exits 1; ``--debug``
+shows the traceback. Attributes such as ``path`` stay machine-readable for the app and
+for JSON output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CmfqError(Exception):
+    """Root of every error cmfq raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class WarehouseError(CmfqError):
+    """The warehouse folder is missing, unreadable or of an unknown format."""
+
+
+class FormatVersionError(WarehouseError):
+    """Data written by a newer cmfq than this one."""
+
+    def __init__(self, what: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"{what} has format version {found}, but this cmfq reads versions up to {supported}.",
+            hint="Upgrade cmfq (pip install -U cmfq) to read it.",
+        )
+        self.found = found
+        self.supported = supported
+
+
+class PartitionError(WarehouseError):
+    """A partition file whose bytes, name or schema cannot be trusted."""
+
+    def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{path}: {problem}.",
+            hint=hint or "Run `cmfq verify` to check every partition; the others stay usable.",
+        )
+        self.path = path
+        self.problem = problem
+
+
+class InvalidInputError(CmfqError):
+    """A value given by the user that cmfq cannot accept (bad name, bad filter, bad option)."""
+
+
+class NotFoundError(CmfqError):
+    """No artifact, execution or pipeline matches what was asked for."""
+
+    def __init__(self, what: str, ref: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"No {what} matches {ref!r}.",
+            hint=hint or "List what exists with `cmfq artifacts` or `cmfq executions`.",
+        )
+        self.what = what
+        self.ref = ref
+
+
+class AmbiguousError(CmfqError):
+    """A name or hash prefix that matches more than one thing."""
+
+    def __init__(self, what: str, ref: str, candidates: Sequence[str]) -> None:
+        shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
+        super().__init__(
+            f"{ref!r} matches {len(candidates)} {what}s: {shown}.",
+            hint="Give a longer prefix or the full hash.",
+        )
+        self.what = what
+        self.ref = ref
+        self.candidates = list(candidates)
+
+
+class QueryError(CmfqError):
+    """A SQL statement that DuckDB refused."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            message, hint=hint or "Run `cmfq sql \"SHOW TABLES\"` to see the views you can query."
+        )
+
+
+__all__ = [
+    "AmbiguousError",
+    "CmfqError",
+    "FormatVersionError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PartitionError",
+    "QueryError",
+    "WarehouseError",
+]

@@ -1,0 +1,1 @@
+"""The logging library and importers: how facts get into a warehouse."""

@@ -1,0 +1,1 @@
+"""Storage, schema, sync and query: everything that reads or writes the warehouse folder."""
