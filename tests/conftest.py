@@ -62,6 +62,7 @@ def make_chain(warehouse: Path, pipeline: str, stages: list[str], *, root: str =
                 out = _fake_hash(f"{pipeline}/{stage}/{i}")
                 ex.log_output(hash=out, name=f"{stage}.out", kind="model" if i == len(stages) - 1 else "dataset")
                 hashes.append(out)
+            t.flush()  # one partition per execution, as a slow real pipeline writes them
     return hashes
 
 

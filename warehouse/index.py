@@ -77,17 +77,36 @@ def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progres
     report = RefreshReport()
     create_tables(con)
     version = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'index_version'").fetchone()
+    if version and version[0] != INDEX_VERSION:
+        _reset(con, report)
+    con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('index_version', ?)", [INDEX_VERSION])
     on_disk = {str(n): n for n in layout.partitions()}
+    _load_missing(con, layout, on_disk, report, progress)
+    # Only now do we know every replacement on disk: a compacted file names the partitions it
+    # replaced, so their disappearance loses nothing. Any other disappearance means rows the
+    # index holds are gone from the warehouse (deleted, quarantined): rebuild from what is there.
     loaded, replaced = loaded_partitions(con)
     vanished = loaded - on_disk.keys()
-    if (version and version[0] != INDEX_VERSION) or (vanished - replaced):
+    if vanished - replaced:
         log.info("cmfq: rebuilding the index (%d partitions gone)", len(vanished - replaced))
-        drop_tables(con)
-        create_tables(con)
-        loaded, report.rebuilt = set(), True
+        _reset(con, report)
+        _load_missing(con, layout, on_disk, report, progress)
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _reset(con: duckdb.DuckDBPyConnection, report: RefreshReport) -> None:
+    drop_tables(con)
+    create_tables(con)
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('index_version', ?)", [INDEX_VERSION])
+    report.rebuilt = True
+
+
+def _load_missing(con: duckdb.DuckDBPyConnection, layout: Layout, on_disk: dict[str, PartitionName],
+                  report: RefreshReport, progress: Progress | None) -> None:
+    loaded, _ = loaded_partitions(con)
     new = sorted((n for key, n in on_disk.items() if key not in loaded), key=lambda n: n.digest)
     done = 0
     for chunk in _chunks(layout, new):
@@ -98,8 +117,6 @@ def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progres
         done += len(chunk)
         if progress:
             progress(done, len(new))
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def loaded_partitions(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:

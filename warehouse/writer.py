@@ -10,6 +10,7 @@ Parquet encoding or fsync; :meth:`FactWriter.flush` waits when you need to.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -23,7 +24,7 @@ from cmfq.warehouse import partition
 from cmfq.warehouse.atomic import write_atomic
 from cmfq.warehouse.journal import Batch, Journal, Row, replay
 from cmfq.warehouse.layout import Layout
-from cmfq.warehouse.partition import PartitionName
+from cmfq.warehouse.partition import PartitionName, pipeline_folder
 from cmfq.warehouse.schema import TABLES
 
 log = logging.getLogger("cmfq")
@@ -44,8 +45,14 @@ def write_rows(layout: Layout, table: str, pipeline: str | None, rows: pa.Table 
     """
     spec = TABLES[table]
     arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=spec.schema)
-    data = partition.encode(spec, arrow, replaces=replaces)
-    name = PartitionName.for_bytes(table, pipeline, data)
+    return write_partition(layout, table, pipeline_folder(pipeline), arrow, durable=durable, replaces=replaces)
+
+
+def write_partition(layout: Layout, table: str, folder: str, rows: pa.Table, *, durable: bool = True,
+                    replaces: list[str] | None = None) -> PartitionName:
+    """Write ``rows`` as one partition in ``folder`` (the encoded pipeline name)."""
+    data = partition.encode(TABLES[table], rows, replaces=replaces)
+    name = PartitionName(table, folder, hashlib.sha256(data).hexdigest())
     write_atomic(layout.path(name), data, durable=durable, exclusive=True)
     return name
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import cmfq
 
-names = st.text(min_size=1, max_size=30)
+names = st.text(min_size=1, max_size=30).filter(str.strip)  # blank names are refused on purpose
 param_values = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=False), st.text(max_size=20),
                          st.booleans(), st.none(), st.lists(st.integers(), max_size=3))
 hashes = st.sampled_from([f"{i:032x}" for i in range(12)])

@@ -1,0 +1,1 @@
+"""The Streamlit app: dashboards over the query API."""

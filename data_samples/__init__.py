@@ -1,0 +1,1 @@
+"""Sample data and the demo pipeline that turns it into a warehouse."""
