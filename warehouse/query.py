@@ -223,7 +223,11 @@ class Warehouse:
         try:
             roots = [self.resolve_artifact(ref)]
         except NotFoundError:
-            root_exec = self.resolve_execution(ref)
+            try:
+                root_exec = self.resolve_execution(ref)
+            except NotFoundError:
+                raise NotFoundError("artifact or execution", ref, hint="Give an artifact hash, hash prefix "
+                                    "or name, or an execution id; `cmfq artifacts` lists them.") from None
             roots = []
         if root_exec is not None:
             up_roots = [r[0] for r in self._rows("SELECT artifact_hash FROM events WHERE execution_id = ? "

@@ -1,0 +1,54 @@
+# cmfq: the two set-up commands on a fresh machine are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+export DVC_NO_ANALYTICS := 1
+export PIP_PROGRESS_BAR := off
+
+.PHONY: demo test bench lint wheel clean help
+
+help:
+	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
+	@echo "make test   - install the test extras (and system packages the tests need), run the suite"
+	@echo "make bench  - run the benchmarks; JSON results land in bench/results/"
+	@echo "make lint   - ruff and mypy"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+demo: $(BIN)/python
+	$(PIP) install -e ".[demo]"
+	rm -rf demo
+	$(BIN)/cmfq demo demo
+	@echo; echo "== cmfq pipelines"; $(BIN)/cmfq -w demo/.cmfq pipelines
+	@echo; echo "== best train runs: cmfq executions --stage train --param 'n_est>=50' --limit 5"
+	@$(BIN)/cmfq -w demo/.cmfq executions --stage train --param 'n_est>=50' --limit 5
+	@echo; echo "== lineage of the latest tumor-classifier model"
+	@$(BIN)/cmfq -w demo/.cmfq lineage artifacts/tumor-classifier/model/model.pkl
+	@echo; echo "== SQL: roc_auc per pipeline"
+	@$(BIN)/cmfq -w demo/.cmfq sql "SELECT x.pipeline, count(*) AS runs, round(max(m.value), 4) AS best_roc_auc \
+	  FROM executions x JOIN final_metrics m ON m.execution_id = x.id AND m.name = 'roc_auc' GROUP BY 1 ORDER BY 1"
+	@echo; echo "Next: cd demo && ../$(BIN)/cmfq --help"
+
+# Tests run against the installed package (editable here; tests/test_packaging.py also builds
+# the wheel and runs it from a temp folder). git is needed by the git/DVC tests.
+test: $(BIN)/python
+	@command -v git >/dev/null || { echo "installing git"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq git; }
+	$(PIP) install -e ".[test]"
+	$(BIN)/pytest
+
+bench: $(BIN)/python
+	$(PIP) install -e ".[test]"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+lint: $(BIN)/python
+	$(BIN)/ruff check .
+	$(BIN)/mypy cmfq warehouse ingest sql
+
+clean:
+	rm -rf demo build dist *.egg-info .pytest_cache tests/artifacts
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1,0 +1,100 @@
+"""The ``cmfq`` command line: a thin client of the query API.
+
+Every command resolves the warehouse (``--warehouse/-w``, else ``$CMFQ_WAREHOUSE``, else
+``./.cmfq``), calls one :class:`cmfq.Warehouse` method and hands the frame to a renderer.
+Errors end in one red line and exit code 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer._click.core import Context as ClickContext  # typer 0.29 vendors click
+from typer.core import TyperGroup
+
+from cmfq.errors import CmfqError
+
+if TYPE_CHECKING:
+    from cmfq.warehouse.query import Warehouse
+
+ENV_DEBUG = "CMFQ_DEBUG"
+
+
+class _Boundary(TyperGroup):
+    """Turns cmfq's own errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CmfqError as exc:
+            if os.environ.get(ENV_DEBUG) or (ctx.obj or {}).get("debug"):
+                raise
+            from cmfq.cli.render import err
+
+            err().print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Boundary,
+    name="cmfq",
+    help="A columnar metadata warehouse for ML pipelines: log runs, sync them, ask questions in SQL.\n\n"
+    "Start with `cmfq demo` to build a sample warehouse, then `cmfq pipelines`, `cmfq executions`, "
+    "`cmfq lineage <model>` and `cmfq sql \"SELECT * FROM executions\"`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="Warehouse folder [default: $CMFQ_WAREHOUSE or ./.cmfq].",
+                 show_default=False),
+]
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    warehouse: WarehouseOpt = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    ctx.obj = {"warehouse": warehouse, "debug": debug}
+
+
+def warehouse_of(ctx: typer.Context, explicit: Path | None) -> Path | None:
+    """The warehouse a command works on: its own -w, else the global one."""
+    return explicit or (ctx.obj or {}).get("warehouse")
+
+
+def open_warehouse(ctx: typer.Context, explicit: Path | None) -> Warehouse:
+    """Open the warehouse with a progress bar for large index loads and warnings for
+    partitions that failed verification."""
+    from cmfq.cli.progress import index_progress
+    from cmfq.cli.render import err
+    from cmfq.warehouse.query import Warehouse
+
+    with index_progress() as progress:
+        wh = Warehouse(warehouse_of(ctx, explicit), progress=progress)
+    for problem in wh.problems:
+        err().print(f"[yellow]warning:[/yellow] skipped {problem}", highlight=False, soft_wrap=True)
+    if wh.mode == "memory":
+        err().print("[yellow]warning:[/yellow] the index is busy in another process; "
+                    "answered from the partitions directly.")
+    return wh
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+# Commands live in modules of their own; importing them registers them on `app`.
+from cmfq.cli import commands_query, commands_warehouse  # noqa: E402,F401

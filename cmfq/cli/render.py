@@ -1,0 +1,130 @@
+"""Turning query results into what the terminal shows: rich tables, JSON or CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Columns holding JSON text: JSON output nests them as objects instead of strings.
+JSON_COLUMNS = {"params", "properties", "value"}
+#: Columns holding content hashes: tables show a prefix (any 4+ characters resolve back).
+HASH_COLUMNS = {"hash", "artifact_hash", "parent_hash", "child_hash", "env_hash"}
+HASH_SHOWN = 12
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def out() -> Console:
+    # Piped into a file or another program, a table must not wrap at 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 4096)
+
+
+def err() -> Console:
+    return Console(stderr=True)
+
+
+def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int | None = None) -> None:
+    """Print ``df`` to stdout. ``total`` (rows before a limit) adds a "more" hint to tables."""
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps([_json_row(r) for r in df.iter_rows(named=True)], indent=2,
+                                    default=_default, ensure_ascii=False) + "\n")
+    elif fmt is Format.csv:
+        sys.stdout.write(df.with_columns(_stringified(df)).write_csv())
+    else:
+        console = out()
+        if df.height == 0:
+            console.print("[dim](no rows)[/dim]")
+            return
+        table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
+        for name in df.columns:
+            numeric = df.schema[name].is_numeric()
+            table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        for row in df.iter_rows(named=True):
+            table.add_row(*[_cell(k, v) for k, v in row.items()])
+        console.print(table)
+        if total is not None and total > df.height:
+            err().print(f"[dim]… {total - df.height} more rows; raise --limit or use --format json|csv[/dim]")
+
+
+def emit_record(record: dict[str, Any], fmt: Format) -> None:
+    """Print one nested record (``cmfq show``) as JSON or as an indented listing."""
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(record, indent=2, default=_default, ensure_ascii=False) + "\n")
+        return
+    console = out()
+    for key, value in record.items():
+        if isinstance(value, list):
+            console.print(f"[bold]{key}[/bold] ({len(value)})")
+            for item in value:
+                console.print("  " + _inline(item), highlight=False, markup=False)
+        elif isinstance(value, dict):
+            console.print(f"[bold]{key}[/bold]")
+            for k, v in value.items():
+                console.print(f"  {k} = {_inline(v)}", highlight=False, markup=False)
+        else:
+            console.print(f"[bold]{key}[/bold]: {_inline(value)}", highlight=False)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "  ".join(f"{k}={_inline(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, dt.datetime):
+        return _when(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column in HASH_COLUMNS and isinstance(value, str) and len(value) > HASH_SHOWN:
+        return value[:HASH_SHOWN]
+    if isinstance(value, dt.datetime):
+        return _when(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value).replace("[", r"\[")
+
+
+def _when(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    for key in JSON_COLUMNS & row.keys():
+        if isinstance(row[key], str):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass
+    return row
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _stringified(df: pl.DataFrame) -> list[pl.Expr]:
+    # CSV has no lists or structs: show them as JSON text.
+    import polars as pl
+
+    return [pl.col(n).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String)
+            for n, t in df.schema.items() if isinstance(t, pl.List | pl.Struct)]
