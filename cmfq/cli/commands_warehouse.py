@@ -38,12 +38,8 @@ def demo(
     prints what to try next. Needs scikit-learn: pip install 'cmfq[demo]'.
     """
     from cmfq.cli.render import err
+    from cmfq.data_samples.pipeline import build_demo  # needs scikit-learn; says so if missing
 
-    try:
-        from cmfq.data_samples.pipeline import build_demo
-    except ImportError as exc:
-        raise InvalidInputError(f"The demo needs scikit-learn ({exc.name} is missing).",
-                                hint="Install it with: pip install 'cmfq[demo]'") from None
     if directory.exists() and any(directory.iterdir()):
         if not force:
             raise InvalidInputError(f"{directory} exists and is not empty.",
@@ -51,18 +47,7 @@ def demo(
         shutil.rmtree(directory)
     console = err()
     summary = build_demo(directory, echo=lambda line: console.print(line, highlight=False))
-    console.print(f"\n[bold green]Demo warehouse ready[/bold green] at {summary.warehouse}.", highlight=False)
-    console.print(_next_steps(directory), highlight=False)
-
-
-def _next_steps(directory: Path) -> str:
-    return f"""
-Try, from {directory}/ (the warehouse is ./.cmfq there):
-  cmfq pipelines
-  cmfq executions --stage train --metric 'roc_auc>0.9'
-  cmfq lineage artifacts/tumor-classifier/model/model.pkl
-  cmfq sql "SELECT stage, count(*) AS runs FROM executions GROUP BY stage"
-"""
+    console.print(f"\n{summary}", highlight=False)
 
 
 @app.command()

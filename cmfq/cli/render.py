@@ -33,7 +33,7 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int | None = None) -> None:
