@@ -189,3 +189,17 @@ def test_installed_console_script_runs(wh: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
     proc = run_cli(cwd=tmp_path)
     assert proc.returncode == 2 and "Usage" in proc.stdout  # no arguments: help
+
+
+def test_every_command_is_in_the_readme_and_setup_is_two_commands() -> None:
+    import re
+
+    import typer.main
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    for name in typer.main.get_command(app).commands:  # type: ignore[attr-defined]
+        assert f"cmfq {name}" in readme, f"`cmfq {name}` is not documented in README.md"
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
