@@ -24,7 +24,7 @@ demo: $(BIN)/python
 	rm -rf demo
 	$(BIN)/cmfq demo demo
 	@echo; echo "== cmfq pipelines"; $(BIN)/cmfq -w demo/.cmfq pipelines
-	@echo; echo "== best train runs: cmfq executions --stage train --param 'n_est>=50' --limit 5"
+	@echo; echo "== train runs with n_est >= 50: cmfq executions --stage train --param 'n_est>=50' --limit 5"
 	@$(BIN)/cmfq -w demo/.cmfq executions --stage train --param 'n_est>=50' --limit 5
 	@echo; echo "== lineage of the latest tumor-classifier model"
 	@$(BIN)/cmfq -w demo/.cmfq lineage artifacts/tumor-classifier/model/model.pkl
