@@ -16,8 +16,9 @@ CREATE OR REPLACE VIEW artifacts AS
 SELECT hash, kind, name, uri, size, properties::JSON AS properties, site, "at" AS first_seen_at
 FROM idx.artifacts;
 
+-- `node` is the artifact's integer id in `nodes`: join it with `lineage_graph` when speed matters.
 CREATE OR REPLACE VIEW events AS
-SELECT execution_id, artifact_hash, direction, role, name, "at" FROM idx.events;
+SELECT execution_id, artifact_hash, direction, role, name, "at", node FROM idx.events;
 
 CREATE OR REPLACE VIEW metrics AS
 SELECT execution_id, name, step, value, "at" FROM idx.metrics;
@@ -26,8 +27,18 @@ SELECT execution_id, name, step, value, "at" FROM idx.metrics;
 CREATE OR REPLACE VIEW annotations AS
 SELECT entity_kind, entity_id, key, value, "at" FROM idx.annotations WHERE value IS NOT NULL;
 
+-- Every artifact hash with a dense integer id (local to this warehouse's index) and its labels.
+CREATE OR REPLACE VIEW nodes AS SELECT id, hash, kind, name, size FROM idx.nodes;
+
+-- The lineage graph on those integer ids: the fast way to join lineage in big analytics.
+CREATE OR REPLACE VIEW lineage_graph AS SELECT parent, child, execution_id FROM idx.lineage_graph;
+
+-- One row per (input, output) pair of an execution: the edges lineage walks follow.
 CREATE OR REPLACE VIEW lineage_edges AS
-SELECT parent_hash, child_hash, execution_id FROM idx.lineage_edges;
+SELECT np.hash AS parent_hash, nc.hash AS child_hash, g.execution_id
+FROM idx.lineage_graph AS g
+JOIN idx.nodes AS np ON np.id = g.parent
+JOIN idx.nodes AS nc ON nc.id = g.child;
 
 CREATE OR REPLACE VIEW pipelines AS
 SELECT pipeline AS name,

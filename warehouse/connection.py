@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from cmfq.warehouse.layout import Layout
 log = logging.getLogger("cmfq")
 
 ENV_MEMORY_LIMIT = "CMFQ_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "512MB"
 LOCK_TIMEOUT_S = 10.0
 INDEX_FILE = "index.duckdb"
 
@@ -38,6 +40,11 @@ class Opened:
     con: duckdb.DuckDBPyConnection
     mode: Literal["index", "memory"]
     report: RefreshReport
+    spill: Path
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 def new_connection(temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
@@ -49,6 +56,28 @@ def new_connection(temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     if temp_dir is not None:
         con.execute("SET temp_directory = ?", [str(temp_dir)])
     return con
+
+
+def spill_dir(layout: Layout) -> Path:
+    """A folder of this process's own for DuckDB to spill to: processes sharing one folder
+    delete each other's files. Folders of processes that are gone are removed here."""
+    root = layout.cache_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        pid = old.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -68,7 +97,8 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
                    lock_timeout: float = LOCK_TIMEOUT_S) -> Opened:
     """A locked-down connection on ``layout`` with the index brought up to date."""
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
-    con = new_connection(layout.cache_dir / "duckdb_tmp")
+    spill = spill_dir(layout)
+    con = new_connection(spill)
     path = layout.cache_dir / INDEX_FILE
     deadline = time.monotonic() + lock_timeout
     report = RefreshReport()
@@ -95,8 +125,9 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
         lock_down(con)
     except BaseException:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
         raise
-    return Opened(con, mode, report)
+    return Opened(con, mode, report, spill)
 
 
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, deadline: float) -> bool:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
-import pyarrow as pa
 
 from cmfq import sql
-from cmfq.errors import PartitionError, WarehouseError
+from cmfq.errors import PartitionError
 from cmfq.warehouse import partition
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.partition import PartitionName
@@ -32,7 +31,7 @@ from cmfq.warehouse.schema import TABLES, TableSpec
 log = logging.getLogger("cmfq")
 
 #: Bump when the index's tables change shape: older index files are then rebuilt.
-INDEX_VERSION = "1"
+INDEX_VERSION = "3"
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.
 CHUNK_BYTES = 256 << 20
 CHUNK_FILES = 5_000
@@ -54,19 +53,25 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for spec in TABLES.values():
         con.register("_cmfq_empty", spec.schema.empty_table())
         try:
-            con.execute(f"CREATE TABLE IF NOT EXISTS idx.{spec.name} AS SELECT * FROM _cmfq_empty")
+            # events also carry the artifact's node id (index_schema.sql), for integer joins.
+            extra = ", NULL::INTEGER AS node" if spec.name == "events" else ""
+            con.execute(f"CREATE TABLE IF NOT EXISTS idx.{spec.name} AS SELECT *{extra} FROM _cmfq_empty")
         finally:
             con.unregister("_cmfq_empty")
+    _run_in_idx(con, "index_schema")
+
+
+def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute("USE idx")
     try:
-        for stmt in sql.statements("index_schema"):
+        for stmt in sql.statements(name):
             con.execute(stmt)
     finally:
         con.execute("USE memory")
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for name in [*TABLES, "lineage_edges", "_cmfq_partitions", "_cmfq_replaced", "_cmfq_meta"]:
+    for name in [*TABLES, "nodes", "lineage_graph", "_cmfq_partitions", "_cmfq_replaced", "_cmfq_meta"]:
         con.execute(f"DROP TABLE IF EXISTS idx.{name}")
 
 
@@ -93,6 +98,7 @@ def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progres
         _load_missing(con, layout, on_disk, report, progress)
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
+    _run_in_idx(con, "index_art")  # no-op when they exist; after a bulk load, built in one go
     report.seconds = time.perf_counter() - started
     return report
 
@@ -110,9 +116,9 @@ def _load_missing(con: duckdb.DuckDBPyConnection, layout: Layout, on_disk: dict[
     new = sorted((n for key, n in on_disk.items() if key not in loaded), key=lambda n: n.digest)
     done = 0
     for chunk in _chunks(layout, new):
-        good, bad = _read_chunk(layout, chunk)
+        good, bad = _inspect_chunk(layout, chunk)
         report.rejected.extend(bad)
-        report.rows += _merge(con, good)
+        report.rows += _merge(con, layout, good)
         report.loaded += len(good)
         done += len(chunk)
         if progress:
@@ -154,57 +160,64 @@ def _chunks(layout: Layout, names: list[PartitionName]) -> Iterator[list[Partiti
         yield chunk
 
 
-def _read_one(layout: Layout, name: PartitionName) -> partition.Decoded | PartitionError:
-    path = layout.path(name)
+def _inspect_one(layout: Layout, name: PartitionName) -> partition.Inspected | PartitionError:
     try:
-        data = path.read_bytes()
+        data = layout.path(name).read_bytes()
     except OSError as exc:
         return PartitionError(str(name), f"cannot be read ({exc.strerror or exc})")
     try:
-        return partition.decode(name, data)
+        return partition.inspect(name, data)
     except PartitionError as exc:
         return exc
 
 
-def _read_chunk(layout: Layout, names: list[PartitionName]
-                ) -> tuple[list[partition.Decoded], list[PartitionError]]:
-    # Hashing and Parquet decoding release the GIL: two threads keep both cores busy.
+def _inspect_chunk(layout: Layout, names: list[PartitionName]
+                   ) -> tuple[list[partition.Inspected], list[PartitionError]]:
+    """Check hash, version and schema of each partition; DuckDB then reads only good ones."""
+    # sha256 and Parquet footer parsing release the GIL: two threads keep both cores busy.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda n: _read_one(layout, n), names))
-    good = [r for r in results if isinstance(r, partition.Decoded)]
+        results = list(pool.map(lambda n: _inspect_one(layout, n), names))
+    good = [r for r in results if isinstance(r, partition.Inspected)]
     bad = [r for r in results if isinstance(r, PartitionError)]
     for err in bad:
         log.warning("cmfq: skipped %s", err)
     return good, bad
 
 
-def _merge(con: duckdb.DuckDBPyConnection, decoded: list[partition.Decoded]) -> int:
-    """Merge decoded partitions into the index in one transaction; returns rows read."""
-    if not decoded:
+def _merge(con: duckdb.DuckDBPyConnection, layout: Layout, parts: list[partition.Inspected]) -> int:
+    """Merge verified partitions into the index in one transaction; returns rows read.
+
+    Each table's files are staged with one ``read_parquet`` (DuckDB streams them, so memory
+    stays bounded by its memory limit). The common cases take the short path: no key twice
+    in the chunk, no key already in the index, a plain append.
+    """
+    if not parts:
         return 0
-    by_table: dict[str, list[pa.Table]] = {}
-    for d in decoded:
-        by_table.setdefault(d.name.table, []).append(d.rows)
+    # Table order matters: nodes take their labels from artifacts, lineage from events.
+    by_table: dict[str, list[partition.Inspected]] = {t: [] for t in TABLES}
+    for p in parts:
+        by_table[p.name.table].append(p)
     rows = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        for table, parts in by_table.items():
-            staged = pa.concat_tables(parts)
-            rows += staged.num_rows
-            con.register(f"staging_{table}", staged)
-            try:
-                for stmt in merge_statements(TABLES[table]):
-                    con.execute(stmt)
-                if table == "events":
-                    for stmt in sql.statements("index_lineage"):
-                        con.execute(stmt)
-            finally:
-                con.unregister(f"staging_{table}")
+        for table, group in by_table.items():
+            if not group:
+                continue
+            spec = TABLES[table]
+            files = [str(layout.path(p.name)) for p in group]
+            con.execute(f"CREATE OR REPLACE TEMP TABLE staging_{table} AS SELECT {_cols(spec)} "
+                        "FROM read_parquet(?, union_by_name = true)", [files])
+            rows += sum(p.num_rows for p in group)
+            for stmt in merge_statements(con, spec):
+                con.execute(stmt)
+            for stmt in _derived_statements(table):
+                con.execute(stmt)
+            con.execute(f"DROP TABLE staging_{table}")
         con.executemany(
             "INSERT INTO idx._cmfq_partitions VALUES (?, ?, ?, now())",
-            [[str(d.name), d.name.table, d.rows.num_rows] for d in decoded],
+            [[str(p.name), p.name.table, p.num_rows] for p in parts],
         )
-        replaced = [[r, str(d.name)] for d in decoded for r in d.replaces]
+        replaced = [[r, str(p.name)] for p in parts for r in p.replaces]
         if replaced:
             con.executemany("INSERT INTO idx._cmfq_replaced VALUES (?, ?)", replaced)
         con.execute("COMMIT")
@@ -214,36 +227,40 @@ def _merge(con: duckdb.DuckDBPyConnection, decoded: list[partition.Decoded]) -> 
     return rows
 
 
-def merge_statements(spec: TableSpec) -> list[str]:
-    """The SQL that merges ``staging_<table>`` into ``idx.<table>`` (see sql/merge.sql)."""
-    cols = spec.columns
-    quoted = [f'"{c}"' for c in cols]
+def _derived_statements(table: str) -> list[str]:
+    """Keep the index's derived tables (nodes, lineage_graph) in step with a merged table."""
+    if table == "artifacts":
+        return sql.statements("index_nodes", source="staging_artifacts", column="hash")
+    if table == "events":
+        return [*sql.statements("index_nodes", source="staging_events", column="artifact_hash"),
+                *sql.statements("index_lineage")]  # also fills events.node
+    return []
+
+
+def _cols(spec: TableSpec) -> str:
+    return ", ".join(f'"{c}"' for c in spec.columns)
+
+
+def merge_statements(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[str]:
+    """The SQL that merges ``staging_<table>`` into ``idx.<table>``, skipping the steps the
+    data does not need (see sql/merge_dedupe.sql and sql/merge_resolve.sql)."""
     first = spec.keep == "first"
-    return sql.statements(
-        "merge",
-        table=spec.name,
-        keep=spec.keep,
-        key=", ".join(f'"{k}"' for k in spec.key),
-        dir="ASC" if first else "DESC",
-        op="<" if first else ">",
-        columns=", ".join(quoted),
-        s_columns=", ".join(f"s.{q}" for q in quoted),
-        t_columns=", ".join(f"t.{q}" for q in quoted),
-        key_match=" AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in spec.key),
-    )
-
-
-def parquet_statements(spec: TableSpec, files: Iterable[str]) -> list[str]:
-    """SQL defining ``idx.<table>`` as a deduplicating view over Parquet ``files``."""
-    listed = [f"'{f.replace(chr(39), chr(39) * 2)}'" for f in files]
-    if not listed:
-        raise WarehouseError(f"No partitions of table {spec.name} to read.")
-    quoted = ", ".join(f'"{c}"' for c in spec.columns)
-    return sql.statements(
-        "parquet_table",
-        table=spec.name,
-        columns=quoted,
-        key=", ".join(f'"{k}"' for k in spec.key),
-        dir="ASC" if spec.keep == "first" else "DESC",
-        files="[" + ", ".join(listed) + "]",
-    )
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    key_match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in spec.key)
+    quoted = [f'"{c}"' for c in spec.columns]
+    fill = {"table": spec.name, "keep": spec.keep, "key": key, "dir": "ASC" if first else "DESC",
+            "op": "<" if first else ">", "columns": ", ".join(quoted), "key_match": key_match,
+            "s_columns": ", ".join(f"s.{q}" for q in quoted), "t_columns": ", ".join(f"t.{q}" for q in quoted)}
+    staging = f"staging_{spec.name}"
+    out: list[str] = []
+    (total, distinct), = con.execute(f"SELECT count(*), count(DISTINCT ROW({key})) FROM {staging}").fetchall()
+    if total != distinct:
+        for stmt in sql.statements("merge_dedupe", **fill):
+            con.execute(stmt)
+    (clashes,), = con.execute(f"SELECT count(*) FROM {staging} AS s SEMI JOIN idx.{spec.name} AS t "
+                              f"ON {key_match}").fetchall()
+    if clashes:
+        out += sql.statements("merge_resolve", **fill)
+    else:
+        out.append(f"INSERT INTO idx.{spec.name} ({fill['columns']}) SELECT * FROM {staging}")
+    return out

@@ -118,19 +118,42 @@ def encode(spec: TableSpec, rows: pa.Table, *, replaces: list[str] | None = None
 
 
 @dataclass(frozen=True)
+class Inspected:
+    """A partition whose bytes, version, table and schema were checked."""
+
+    name: PartitionName
+    num_rows: int
+    replaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Decoded:
     name: PartitionName
     rows: pa.Table
     replaces: tuple[str, ...]
 
 
-def decode(name: PartitionName, data: bytes, *, where: str | None = None) -> Decoded:
-    """Verify ``data`` against ``name`` and return its rows in the current schema.
+def inspect(name: PartitionName, data: bytes, *, where: str | None = None) -> Inspected:
+    """Check ``data`` against ``name`` without decoding its rows (only the footer is read).
 
     Raises :class:`PartitionError` naming the file for a hash mismatch, unreadable or
     truncated bytes, a wrong table or schema, or declared sizes beyond the limits;
     :class:`FormatVersionError` for a newer format.
     """
+    return _inspect(name, data, where)[0]
+
+
+def decode(name: PartitionName, data: bytes, *, where: str | None = None) -> Decoded:
+    """:func:`inspect`, then the rows in the current schema."""
+    inspected, pf = _inspect(name, data, where)
+    try:
+        rows = pf.read()
+    except Exception as exc:
+        raise PartitionError(where or str(name), f"cannot be decoded ({exc})") from None
+    return Decoded(name, rows.cast(TABLES[name.table].schema), inspected.replaces)
+
+
+def _inspect(name: PartitionName, data: bytes, where: str | None) -> tuple[Inspected, pq.ParquetFile]:
     label = where or str(name)
     actual = hashlib.sha256(data).hexdigest()
     if actual != name.digest:
@@ -158,14 +181,9 @@ def decode(name: PartitionName, data: bytes, *, where: str | None = None) -> Dec
         raise PartitionError(label, "has no cmfq format version; it was not written by cmfq")
     if kv.get(META_TABLE, b"").decode() != name.table:
         raise PartitionError(label, f"holds table {kv.get(META_TABLE, b'?').decode()!r}, not {name.table!r}")
-    spec = TABLES[name.table]
-    _check_schema(label, spec, pf.schema_arrow)
-    try:
-        rows = pf.read()
-    except Exception as exc:
-        raise PartitionError(label, f"cannot be decoded ({exc})") from None
+    _check_schema(label, TABLES[name.table], pf.schema_arrow)
     replaces = tuple(r for r in kv.get(META_REPLACES, b"").decode().split(",") if r)
-    return Decoded(name, rows.cast(spec.schema), replaces)
+    return Inspected(name, md.num_rows, replaces), pf
 
 
 def _check_schema(label: str, spec: TableSpec, schema: pa.Schema) -> None:

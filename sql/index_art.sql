@@ -1,0 +1,6 @@
+-- title: ART indexes of the local index, created after a bulk load (faster than row by row)
+-- Each hop of a lineage walk, and each lookup of a hash, is then an index probe, not a scan.
+CREATE INDEX IF NOT EXISTS nodes_hash ON nodes (hash);
+CREATE INDEX IF NOT EXISTS nodes_id ON nodes (id);
+CREATE INDEX IF NOT EXISTS lineage_graph_child ON lineage_graph (child);
+CREATE INDEX IF NOT EXISTS lineage_graph_parent ON lineage_graph (parent);
