@@ -73,3 +73,39 @@ def test_deleting_the_index_loses_nothing(warehouse_dir: Path) -> None:
     after = _answers(warehouse_dir)
     for key in ANSWERS:
         assert before[key].equals(after[key]), key
+
+
+def test_a_busy_index_is_answered_from_memory(warehouse_dir: Path) -> None:
+    """Another process holding the index for writing never makes a query wait long or
+    answer stale: the partitions are loaded into memory instead."""
+    import subprocess
+    import sys
+
+    make_chain(warehouse_dir, "p", ["a", "b"])
+    cmfq.Warehouse(warehouse_dir).close()  # build the index
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(warehouse_dir / "_cache" / "index.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        make_chain(warehouse_dir, "q", ["c"])  # something new that only the partitions know
+        with cmfq.Warehouse(warehouse_dir, lock_timeout=0.5) as wh:
+            assert wh.mode == "memory"
+            assert wh.executions().height == 3
+            assert wh.ancestors("c.out")["name"].to_list() == ["raw"]
+    finally:
+        holder.kill()
+        holder.wait()
+    with cmfq.Warehouse(warehouse_dir) as wh:
+        assert wh.mode == "index" and wh.executions().height == 3
+
+
+def test_spill_folders_of_dead_processes_are_removed(warehouse_dir: Path) -> None:
+    make_chain(warehouse_dir, "p", ["a"])
+    stale = warehouse_dir / "_cache" / "tmp" / "999999999-abc"
+    stale.mkdir(parents=True)
+    with cmfq.Warehouse(warehouse_dir):
+        mine = [p for p in (warehouse_dir / "_cache" / "tmp").iterdir()]
+        assert not stale.exists() and len(mine) == 1
+    assert list((warehouse_dir / "_cache" / "tmp").iterdir()) == []
