@@ -72,6 +72,87 @@ def _fake_hash(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def start_server(cmd: list[str], health: str, timeout: float = 20,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group and wait until ``health`` answers."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+    try:
+        _wait_http(health, proc, timeout)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop only the process group we started."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3 API (moto) on a free loopback port, shared by the session."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = start_server([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], endpoint + "/moto-api/")
+    try:
+        yield {"endpoint": endpoint, "key": "test", "secret": "test"}
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+              ) -> Iterator[str]:
+    """A fresh bucket per test; AWS credentials for it in the environment (as users set them)."""
+    import urllib.request
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = "cmfq-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], region_name="us-east-1",
+                          aws_access_key_id=s3_server["key"], aws_secret_access_key=s3_server["secret"])
+    client.create_bucket(Bucket=name)
+    yield name
+    urllib.request.urlopen(urllib.request.Request(s3_server["endpoint"] + "/moto-api/reset", method="POST"))
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the installed ``cmfq`` console script as a real subprocess."""

@@ -52,9 +52,11 @@ def demo(
 
 @app.command()
 def compact(ctx: typer.Context, warehouse: WarehouseOpt = None,
-            table: Annotated[list[str] | None, typer.Option("--table", help="Only these tables.")] = None) -> None:
+            table: Annotated[list[str] | None, typer.Option("--table", help="Only these tables.")] = None,
+            remote: Annotated[str | None, typer.Option("--remote", "-r", help="Compact this remote instead.")
+                              ] = None) -> None:
     """Merge the many small partitions of each table into a few large ones (safe while others
-    read or log; an interrupted run loses nothing)."""
+    read, log or push; an interrupted run loses nothing)."""
     from cmfq.cli.progress import bar
     from cmfq.cli.render import err
     from cmfq.config import warehouse_path
@@ -67,8 +69,12 @@ def compact(ctx: typer.Context, warehouse: WarehouseOpt = None,
         raise InvalidInputError(f"Unknown table(s) {unknown}.", hint=f"Tables are {', '.join(TABLES)}.")
     layout = Layout(warehouse_path(warehouse_of(ctx, warehouse))).require()
     started = time.perf_counter()
+    if remote is not None:
+        from cmfq.warehouse.remote_config import get_remote
+
+        target = get_remote(layout, remote).open()
     with bar("Compacting") as progress:
-        report = run_compact(layout, table or None, progress=progress)
+        report = run_compact(target if remote is not None else layout, table or None, progress=progress)
     console = err()
     for problem in report.skipped:
         console.print(f"[yellow]warning:[/yellow] left alone {problem}", highlight=False, soft_wrap=True)

@@ -97,4 +97,4 @@ def run() -> None:
 
 
 # Commands live in modules of their own; importing them registers them on `app`.
-from cmfq.cli import commands_query, commands_warehouse  # noqa: E402,F401
+from cmfq.cli import commands_query, commands_sync, commands_warehouse  # noqa: E402,F401

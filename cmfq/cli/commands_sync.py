@@ -1,0 +1,192 @@
+"""Commands that move partitions between a warehouse and its remotes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cmfq.cli.main import WarehouseOpt, app, warehouse_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cmfq.warehouse.layout import Layout
+    from cmfq.warehouse.sync import SyncReport
+
+remote_app = typer.Typer(help="Manage remotes: where warehouses push and pull (folder, s3://, any fsspec URL).",
+                         no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+RemoteArg = Annotated[str | None, typer.Argument(help="Remote name [default: the default remote].",
+                                                 show_default=False)]
+PipelineOpt = Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's partitions.")]
+
+
+def _layout(ctx: typer.Context, warehouse: Path | None) -> Layout:
+    from cmfq.config import warehouse_path
+    from cmfq.warehouse.layout import Layout
+
+    return Layout(warehouse_path(warehouse_of(ctx, warehouse))).require()
+
+
+@remote_app.command("add")
+def remote_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A short name, e.g. origin.")],
+    url: Annotated[str, typer.Argument(help="A folder path, file://…, s3://bucket/prefix or another fsspec URL.")],
+    default: Annotated[bool, typer.Option("--default", help="Make it the default remote.")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint, e.g. http://127.0.0.1:9000.")] = None,
+    region: Annotated[str | None, typer.Option(help="S3 region.")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile to take credentials from.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Add a remote. Credentials are never saved: S3 reads them from the AWS environment,
+    config files or --profile.
+
+    Example: `cmfq remote add origin s3://ml-metadata/team-a --endpoint-url http://127.0.0.1:9000`
+    """
+    from cmfq.cli.render import err
+    from cmfq.warehouse.remote_config import add_remote
+
+    saved = add_remote(_layout(ctx, warehouse), name, url,
+                       {"endpoint_url": endpoint_url, "region": region, "profile": profile}, default=default)
+    err().print(f"Added remote {saved.name} -> {saved.url}" + (" (default)" if saved.default else ""),
+                highlight=False)
+
+
+@remote_app.command("list")
+def remote_list(ctx: typer.Context, warehouse: WarehouseOpt = None,
+                format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table") -> None:
+    """List remotes with their options (never secrets) and when they were last synced."""
+    import polars as pl
+
+    from cmfq.cli.render import Format, emit
+    from cmfq.warehouse.remote_config import list_remotes
+
+    rows = [{"name": r.name, "url": r.url, "default": r.default,
+             "options": ", ".join(f"{k}={v}" for k, v in sorted(r.options.items())),
+             "last_push": r.last_push, "last_pull": r.last_pull} for r in list_remotes(_layout(ctx, warehouse))]
+    schema = {"name": pl.String, "url": pl.String, "default": pl.Boolean, "options": pl.String,
+              "last_push": pl.String, "last_pull": pl.String}
+    emit(pl.DataFrame(rows, schema=schema), Format(format))
+
+
+@remote_app.command("remove")
+def remote_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The remote to forget.")],
+                  warehouse: WarehouseOpt = None) -> None:
+    """Forget a remote (nothing on it is deleted)."""
+    from cmfq.cli.render import err
+    from cmfq.warehouse.remote_config import remove_remote
+
+    remove_remote(_layout(ctx, warehouse), name)
+    err().print(f"Removed remote {name}.", highlight=False)
+
+
+@app.command()
+def push(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = None,
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be sent.")] = False,
+         warehouse: WarehouseOpt = None) -> None:
+    """Upload the partitions the remote does not have yet. Safe to repeat, to interrupt and
+    to run from many machines at once: files are named by their content and never overwritten."""
+    from cmfq.cli.progress import bar
+    from cmfq.cli.render import err
+    from cmfq.warehouse.partition import pipeline_folder
+    from cmfq.warehouse.remote_config import get_remote, record_sync
+    from cmfq.warehouse.sync import push as run_push
+
+    layout = _layout(ctx, warehouse)
+    saved = get_remote(layout, remote)
+    with bar(f"Pushing to {saved.name}") as progress:
+        report = run_push(layout, saved.open(), folder=pipeline_folder(pipeline) if pipeline else None,
+                          dry_run=dry_run, progress=progress)
+    console = err()
+    if dry_run:
+        for name in report.planned:
+            console.print(f"would send {name}", highlight=False)
+        console.print(f"{len(report.planned)} partitions to send, {report.skipped} already on {saved.name}.")
+        return
+    _summary(console, "Sent", report, saved.name)
+    if not report.failed:
+        record_sync(layout, saved.name, "push")
+    else:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pull(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = None,
+         warehouse: WarehouseOpt = None) -> None:
+    """Download the partitions this warehouse does not have yet, verifying every file's hash
+    and schema first. A bad file is refused by name; the rest of the pull completes."""
+    from cmfq.cli.progress import bar
+    from cmfq.cli.render import err
+    from cmfq.warehouse.partition import pipeline_folder
+    from cmfq.warehouse.remote_config import get_remote, record_sync
+    from cmfq.warehouse.sync import pull as run_pull
+
+    layout = _layout(ctx, warehouse)
+    saved = get_remote(layout, remote)
+    with bar(f"Pulling from {saved.name}") as progress:
+        report = run_pull(layout, saved.open(), folder=pipeline_folder(pipeline) if pipeline else None,
+                          progress=progress)
+    _summary(err(), "Received", report, saved.name)
+    if report.failed:
+        raise typer.Exit(1)
+    record_sync(layout, saved.name, "pull")
+
+
+def _summary(console: Console, verb: str, report: SyncReport, remote: str) -> None:
+    for problem in report.failed:
+        console.print(f"[red]refused:[/red] {problem}", highlight=False, soft_wrap=True)
+    if report.foreign:
+        console.print(f"[yellow]note:[/yellow] {len(report.foreign)} objects on {remote} are not cmfq "
+                      f"partitions and were ignored (e.g. {report.foreign[0]!r}).", highlight=False)
+    console.print(f"{verb} {report.files} partitions ({report.bytes / 1e6:.2f} MB), {report.skipped} already "
+                  f"in sync, {len(report.failed)} refused, in {report.seconds:.1f} s.", highlight=False)
+
+
+@app.command()
+def status(ctx: typer.Context, remote: RemoteArg = None, warehouse: WarehouseOpt = None,
+           format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table") -> None:
+    """What is only here, only on the remote, and on both (partitions per table)."""
+    import polars as pl
+
+    from cmfq.cli.render import Format, emit
+    from cmfq.warehouse.remote_config import get_remote
+    from cmfq.warehouse.schema import TABLES
+    from cmfq.warehouse.sync import status as run_status
+
+    layout = _layout(ctx, warehouse)
+    saved = get_remote(layout, remote)
+    st = run_status(layout, saved.open())
+    rows = [{"table": t, "local_only": sum(n.table == t for n in st.local_only),
+             "remote_only": sum(n.table == t for n in st.remote_only)} for t in TABLES]
+    rows.append({"table": "all", "local_only": len(st.local_only), "remote_only": len(st.remote_only)})
+    emit(pl.DataFrame(rows), Format(format), title=f"{layout.root} vs {saved.name} ({st.both} partitions on both)")
+
+
+@app.command()
+def verify(ctx: typer.Context,
+           remote: Annotated[str | None, typer.Option("--remote", "-r", help="Check this remote instead.")] = None,
+           warehouse: WarehouseOpt = None) -> None:
+    """Check every partition: bytes hash to the name, known format version, right schema,
+    readable rows. Exits 1 and names each bad file if any."""
+    from cmfq.cli.progress import bar
+    from cmfq.cli.render import err
+    from cmfq.warehouse.remote_config import get_remote
+    from cmfq.warehouse.sync import verify as run_verify
+
+    layout = _layout(ctx, warehouse)
+    target = get_remote(layout, remote).open() if remote else None
+    with bar("Verifying") as progress:
+        report = run_verify(None if target else layout, target, progress=progress)
+    console = err()
+    for problem in report.bad:
+        console.print(f"[red]bad:[/red] {problem}", highlight=False, soft_wrap=True)
+    for name in report.foreign:
+        console.print(f"[yellow]foreign:[/yellow] {name} is not a partition name", highlight=False)
+    where = target.url if target else str(layout.root)
+    console.print(f"Checked {report.checked} partitions in {where}: {len(report.bad)} bad.", highlight=False)
+    if report.bad:
+        raise typer.Exit(1)

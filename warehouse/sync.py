@@ -1,0 +1,202 @@
+"""Sync: push missing partitions to a remote, pull missing ones back. Nothing else.
+
+Partitions are immutable and named by their content, so sync needs no coordination:
+``push`` lists the remote once and uploads what it lacks (create-only, so concurrent
+pushers never overwrite each other, and a re-push writes nothing), ``pull`` downloads what
+the local warehouse lacks and verifies each file's hash and schema before it enters. Either
+can be interrupted at any point and simply run again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from cmfq.errors import CmfqError, PartitionError
+from cmfq.warehouse import partition
+from cmfq.warehouse.atomic import write_atomic
+from cmfq.warehouse.layout import Layout
+from cmfq.warehouse.partition import PartitionName
+from cmfq.warehouse.remote import Remote, RemoteError
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+WORKERS = 16
+ATTEMPTS = 3
+
+
+@dataclass
+class SyncReport:
+    files: int = 0  # sent or received
+    bytes: int = 0
+    skipped: int = 0  # already on the other side
+    planned: list[PartitionName] = field(default_factory=list)  # --dry-run
+    failed: list[CmfqError] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Status:
+    local_only: list[PartitionName]
+    remote_only: list[PartitionName]
+    both: int
+    foreign: list[str]
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    bad: list[PartitionError] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+
+def push(layout: Layout, remote: Remote, *, folder: str | None = None, dry_run: bool = False,
+         progress: Progress | None = None, workers: int = WORKERS) -> SyncReport:
+    """Upload the local partitions the remote lacks (of one pipeline folder, or all)."""
+    started = time.perf_counter()
+    remote.check_format()
+    listing = remote.list(folder)
+    local = sorted(layout.partitions(folder=folder))
+    missing = [n for n in local if n not in listing.partitions]
+    report = SyncReport(skipped=len(local) - len(missing), foreign=listing.foreign)
+    if dry_run:
+        report.planned = missing
+        report.seconds = time.perf_counter() - started
+        return report
+    if missing:
+        remote.ensure_marker()
+
+    def send(name: PartitionName) -> int:
+        data = layout.path(name).read_bytes()
+        partition.inspect(name, data)  # a damaged local file must not spread
+        _retry(lambda: remote.write(name, data))
+        size = _retry(lambda: remote.size(name))
+        if size != len(data):
+            raise RemoteError(f"{remote.url}/{name}: holds {size} bytes after upload, expected {len(data)}.",
+                              hint="Run the push again; if it persists, `cmfq verify --remote`.")
+        return len(data)
+
+    _run(missing, send, report, progress, workers)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def pull(layout: Layout, remote: Remote, *, folder: str | None = None, progress: Progress | None = None,
+         workers: int = WORKERS) -> SyncReport:
+    """Download the remote partitions the local warehouse lacks, verifying each one."""
+    started = time.perf_counter()
+    remote.check_format()
+    listing = remote.list(folder)
+    local = set(layout.partitions(folder=folder))
+    missing = sorted(n for n in listing.partitions if n not in local)
+    report = SyncReport(skipped=len(listing.partitions) - len(missing), foreign=listing.foreign)
+
+    def fetch(name: PartitionName) -> int:
+        data = _retry(lambda: remote.read(name))
+        partition.inspect(name, data, where=f"{remote.url}/{name}")  # hash and schema, before use
+        write_atomic(layout.path(name), data, exclusive=True)
+        return len(data)
+
+    _run(missing, fetch, report, progress, workers)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def status(layout: Layout, remote: Remote) -> Status:
+    listing = remote.list()
+    local = set(layout.partitions())
+    remote_names = set(listing.partitions)
+    return Status(sorted(local - remote_names), sorted(remote_names - local), len(local & remote_names),
+                  listing.foreign)
+
+
+def verify(layout: Layout | None = None, remote: Remote | None = None, *, progress: Progress | None = None,
+           workers: int = WORKERS) -> VerifyReport:
+    """Check every partition's hash, format version, schema and readability (local or remote)."""
+    report = VerifyReport()
+    if remote is not None:
+        listing = remote.list()
+        names = sorted(listing.partitions)
+        report.foreign = listing.foreign
+
+        def load(n: PartitionName) -> bytes:
+            return _retry(lambda: remote.read(n))
+        where = remote.url
+    else:
+        assert layout is not None
+        names = sorted(layout.partitions())
+        report.foreign = []
+
+        def load(n: PartitionName) -> bytes:
+            return layout.path(n).read_bytes()
+        where = str(layout.root)
+
+    def check(name: PartitionName) -> int:
+        partition.decode(name, load(name), where=f"{where}/{name}")  # rows too: truly readable
+        return 0
+
+    sync = SyncReport()
+    _run(names, check, sync, progress, workers)
+    report.checked = len(names)
+    report.bad = [e for e in sync.failed if isinstance(e, PartitionError)]
+    for e in sync.failed:
+        if not isinstance(e, PartitionError):
+            raise e
+    return report
+
+
+def _run(names: Iterable[PartitionName], work: Callable[[PartitionName], int], report: SyncReport,
+         progress: Progress | None, workers: int) -> None:
+    """Do ``work`` for every name in parallel; one file's failure never stops the others,
+    but a remote that is down (every file failing the same way) stops the run early."""
+    names = list(names)
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(work, n): n for n in names}
+        try:
+            for future in as_completed(futures):
+                done += 1
+                try:
+                    size = future.result()
+                except (PartitionError, RemoteError) as exc:
+                    report.failed.append(exc)
+                    if isinstance(exc, RemoteError) and _remote_down(report.failed):
+                        raise exc from None
+                else:
+                    report.files += 1
+                    report.bytes += size
+                if progress:
+                    progress(done, len(names))
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _remote_down(failed: list[CmfqError]) -> bool:
+    """Denied access stops at once; a remote still failing after retries, three files in
+    a row, is down."""
+    last = failed[-1]
+    if isinstance(last, RemoteError) and last.fatal:
+        return True
+    recent = failed[-3:]
+    return len(recent) == 3 and all(isinstance(e, RemoteError) and e.transient for e in recent)
+
+
+def _retry(call: Callable[[], T]) -> T:
+    """Retry transient remote errors (timeouts, 5xx, throttling) with backoff; never a hash
+    mismatch or a permission error."""
+    delay = 0.2
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return call()
+        except RemoteError as exc:
+            if not exc.transient or attempt == ATTEMPTS:
+                raise
+            time.sleep(delay)
+            delay *= 4
+    raise AssertionError("unreachable")
