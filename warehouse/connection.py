@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 import duckdb
 
@@ -26,6 +27,8 @@ from cmfq import sql
 from cmfq.warehouse import index
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
+from cmfq.warehouse.remote import FolderRemote, FsspecRemote, Remote, RemoteError
+from cmfq.warehouse.source import LocalSource, RemoteSource
 
 log = logging.getLogger("cmfq")
 
@@ -38,7 +41,7 @@ INDEX_FILE = "index.duckdb"
 @dataclass
 class Opened:
     con: duckdb.DuckDBPyConnection
-    mode: Literal["index", "memory"]
+    mode: Literal["index", "memory", "remote"]
     report: RefreshReport
     spill: Path
 
@@ -104,14 +107,15 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
     report = RefreshReport()
     mode: Literal["index", "memory"] = "index"
     try:
+        source = LocalSource(layout)
         attached = path.exists() and _attach(con, path, read_only=True, deadline=deadline)
-        if refresh and (not attached or index.pending(con, layout)):
+        if refresh and (not attached or index.pending(con, source)):
             if attached:
                 con.execute("DETACH idx")
             attached = False
             if _attach(con, path, read_only=False, deadline=deadline):
                 try:
-                    report = index.refresh(con, layout, progress=progress)
+                    report = index.refresh(con, source, progress=progress)
                 finally:
                     con.execute("DETACH idx")
                 attached = _attach(con, path, read_only=True, deadline=deadline)
@@ -119,7 +123,7 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
             log.warning("cmfq: the index at %s is busy in another process; reading the partitions "
                         "into memory instead", path)
             con.execute("ATTACH ':memory:' AS idx")
-            report = index.refresh(con, layout, progress=progress)
+            report = index.refresh(con, source, progress=progress)
             mode = "memory"
         load_views(con)
         lock_down(con)
@@ -128,6 +132,71 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
         shutil.rmtree(spill, ignore_errors=True)
         raise
     return Opened(con, mode, report, spill)
+
+
+def open_remote_warehouse(remote: Remote, *, progress: Progress | None = None) -> Opened:
+    """A locked-down connection whose in-memory index holds a remote's partitions, read in
+    place (nothing is written locally)."""
+    spill = Path(tempfile.mkdtemp(prefix="cmfq-remote-"))
+    con = new_connection(spill)
+    try:
+        reach(con, remote)
+        con.execute("ATTACH ':memory:' AS idx")
+        report = index.refresh(con, RemoteSource(remote), progress=progress)
+        load_views(con)
+        lock_down(con)
+    except duckdb.Error as exc:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+        raise RemoteError(f"{remote.url}: could not be read in place ({_first_line(exc)}).",
+                          hint="Check the remote's URL, endpoint and credentials.") from None
+    except BaseException:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+    return Opened(con, "remote", report, spill)
+
+
+def reach(con: duckdb.DuckDBPyConnection, remote: Remote) -> None:
+    """Let DuckDB read the remote's files: httpfs (from the pinned wheel, no download) and an
+    in-memory secret for S3, taken from the AWS credential chain; fsspec for the rest."""
+    if isinstance(remote, FolderRemote):
+        return
+    assert isinstance(remote, FsspecRemote)
+    if remote.protocol != "s3":
+        con.register_filesystem(remote.fs)
+        return
+    import duckdb_extension_httpfs
+
+    ext = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    con.execute(f"LOAD '{_quote(ext / 'httpfs.duckdb_extension')}'")
+    import boto3
+
+    options = remote.options
+    session = boto3.Session(profile_name=options.get("profile"))
+    creds = session.get_credentials()
+    fields = {"REGION": options.get("region") or session.region_name or "us-east-1"}
+    if creds is not None:
+        frozen = creds.get_frozen_credentials()
+        fields.update(KEY_ID=frozen.access_key, SECRET=frozen.secret_key)
+        if frozen.token:
+            fields["SESSION_TOKEN"] = frozen.token
+    endpoint = options.get("endpoint_url")
+    if endpoint:
+        parsed = urlparse(endpoint)
+        fields.update(ENDPOINT=parsed.netloc, URL_STYLE="path", USE_SSL=str(parsed.scheme == "https").lower())
+    # CREATE SECRET takes no bound parameters: values are quoted here, held in memory only,
+    # and never echoed (a failure is reported without the statement).
+    body = ", ".join(f"{k} {v}" if k == "USE_SSL" else f"{k} '{_quote(v)}'" for k, v in fields.items())
+    try:
+        con.execute(f"CREATE OR REPLACE SECRET cmfq_remote (TYPE s3, {body})")
+    except duckdb.Error:
+        raise RemoteError(f"{remote.url}: DuckDB refused the S3 settings.",
+                          hint="Check the region and endpoint of the remote.") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n\n")[0].split())[:300]
 
 
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, deadline: float) -> bool:
@@ -156,5 +225,5 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, dead
                 return False
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
+def _quote(value: object) -> str:
+    return str(value).replace("'", "''")

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -24,9 +23,9 @@ import duckdb
 from cmfq import sql
 from cmfq.errors import PartitionError
 from cmfq.warehouse import partition
-from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.partition import PartitionName
 from cmfq.warehouse.schema import TABLES, TableSpec
+from cmfq.warehouse.source import Source
 
 log = logging.getLogger("cmfq")
 
@@ -75,9 +74,10 @@ def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS idx.{name}")
 
 
-def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progress | None = None
-            ) -> RefreshReport:
-    """Load every partition on disk that the index (catalog ``idx``) has not seen yet."""
+def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progress | None = None,
+            tables: Iterable[str] | None = None) -> RefreshReport:
+    """Load every partition of ``source`` (of these tables) that the index, catalog ``idx``,
+    has not seen yet."""
     started = time.perf_counter()
     report = RefreshReport()
     create_tables(con)
@@ -85,8 +85,9 @@ def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progres
     if version and version[0] != INDEX_VERSION:
         _reset(con, report)
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('index_version', ?)", [INDEX_VERSION])
-    on_disk = {str(n): n for n in layout.partitions()}
-    _load_missing(con, layout, on_disk, report, progress)
+    sizes = source.partitions(tables)
+    on_disk = {str(n): n for n in sizes}
+    _load_missing(con, source, on_disk, sizes, report, progress)
     # Only now do we know every replacement on disk: a compacted file names the partitions it
     # replaced, so their disappearance loses nothing. Any other disappearance means rows the
     # index holds are gone from the warehouse (deleted, quarantined): rebuild from what is there.
@@ -95,7 +96,7 @@ def refresh(con: duckdb.DuckDBPyConnection, layout: Layout, *, progress: Progres
     if vanished - replaced:
         log.info("cmfq: rebuilding the index (%d partitions gone)", len(vanished - replaced))
         _reset(con, report)
-        _load_missing(con, layout, on_disk, report, progress)
+        _load_missing(con, source, on_disk, sizes, report, progress)
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
     _run_in_idx(con, "index_art")  # no-op when they exist; after a bulk load, built in one go
@@ -110,15 +111,17 @@ def _reset(con: duckdb.DuckDBPyConnection, report: RefreshReport) -> None:
     report.rebuilt = True
 
 
-def _load_missing(con: duckdb.DuckDBPyConnection, layout: Layout, on_disk: dict[str, PartitionName],
-                  report: RefreshReport, progress: Progress | None) -> None:
+def _load_missing(con: duckdb.DuckDBPyConnection, source: Source, on_disk: dict[str, PartitionName],
+                  sizes: dict[PartitionName, int], report: RefreshReport, progress: Progress | None) -> None:
     loaded, _ = loaded_partitions(con)
     new = sorted((n for key, n in on_disk.items() if key not in loaded), key=lambda n: n.digest)
     done = 0
-    for chunk in _chunks(layout, new):
-        good, bad = _inspect_chunk(layout, chunk)
+    for chunk in _chunks(new, sizes):
+        good, bad = source.inspect(chunk)
+        for err in bad:
+            log.warning("cmfq: skipped %s", err)
         report.rejected.extend(bad)
-        report.rows += _merge(con, layout, good)
+        report.rows += _merge(con, source, good)
         report.loaded += len(good)
         done += len(chunk)
         if progress:
@@ -131,7 +134,7 @@ def loaded_partitions(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str
     return names, replaced
 
 
-def pending(con: duckdb.DuckDBPyConnection, layout: Layout) -> bool:
+def pending(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
     """True when the index misses partitions or holds vanished ones (cheap check)."""
     try:
         version = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'index_version'").fetchone()
@@ -140,19 +143,16 @@ def pending(con: duckdb.DuckDBPyConnection, layout: Layout) -> bool:
         return True
     if not version or version[0] != INDEX_VERSION:
         return True
-    on_disk = {str(n) for n in layout.partitions()}
+    on_disk = {str(n) for n in source.partitions()}
     return on_disk != loaded
 
 
-def _chunks(layout: Layout, names: list[PartitionName]) -> Iterator[list[PartitionName]]:
+def _chunks(names: list[PartitionName], sizes: dict[PartitionName, int]) -> Iterator[list[PartitionName]]:
     chunk: list[PartitionName] = []
     size = 0
     for name in names:
-        try:
-            size += layout.path(name).stat().st_size
-        except FileNotFoundError:
-            continue
         chunk.append(name)
+        size += sizes.get(name, 0)
         if size >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
             yield chunk
             chunk, size = [], 0
@@ -160,31 +160,7 @@ def _chunks(layout: Layout, names: list[PartitionName]) -> Iterator[list[Partiti
         yield chunk
 
 
-def _inspect_one(layout: Layout, name: PartitionName) -> partition.Inspected | PartitionError:
-    try:
-        data = layout.path(name).read_bytes()
-    except OSError as exc:
-        return PartitionError(str(name), f"cannot be read ({exc.strerror or exc})")
-    try:
-        return partition.inspect(name, data)
-    except PartitionError as exc:
-        return exc
-
-
-def _inspect_chunk(layout: Layout, names: list[PartitionName]
-                   ) -> tuple[list[partition.Inspected], list[PartitionError]]:
-    """Check hash, version and schema of each partition; DuckDB then reads only good ones."""
-    # sha256 and Parquet footer parsing release the GIL: two threads keep both cores busy.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda n: _inspect_one(layout, n), names))
-    good = [r for r in results if isinstance(r, partition.Inspected)]
-    bad = [r for r in results if isinstance(r, PartitionError)]
-    for err in bad:
-        log.warning("cmfq: skipped %s", err)
-    return good, bad
-
-
-def _merge(con: duckdb.DuckDBPyConnection, layout: Layout, parts: list[partition.Inspected]) -> int:
+def _merge(con: duckdb.DuckDBPyConnection, source: Source, parts: list[partition.Inspected]) -> int:
     """Merge verified partitions into the index in one transaction; returns rows read.
 
     Each table's files are staged with one ``read_parquet`` (DuckDB streams them, so memory
@@ -204,10 +180,10 @@ def _merge(con: duckdb.DuckDBPyConnection, layout: Layout, parts: list[partition
             if not group:
                 continue
             spec = TABLES[table]
-            files = [str(layout.path(p.name)) for p in group]
+            files = [source.path(p.name) for p in group]
             con.execute(f"CREATE OR REPLACE TEMP TABLE staging_{table} AS SELECT {_cols(spec)} "
                         "FROM read_parquet(?, union_by_name = true)", [files])
-            rows += sum(p.num_rows for p in group)
+            rows += con.execute(f"SELECT count(*) FROM staging_{table}").fetchone()[0]  # type: ignore[index]
             for stmt in merge_statements(con, spec):
                 con.execute(stmt)
             for stmt in _derived_statements(table):

@@ -24,11 +24,12 @@ import polars as pl
 
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
-from cmfq.warehouse.connection import LOCK_TIMEOUT_S, open_warehouse
+from cmfq.warehouse.connection import LOCK_TIMEOUT_S, open_remote_warehouse, open_warehouse
 from cmfq.warehouse.filters import Condition
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.lineage import Lineage
+from cmfq.warehouse.remote import Remote, open_remote
 from cmfq.warehouse.writer import replay_journals
 
 log = logging.getLogger("cmfq")
@@ -50,20 +51,33 @@ class Warehouse:
     skipped and listed in :attr:`problems`; the rest stays queryable.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, refresh: bool = True,
-                 progress: Progress | None = None, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
-        self.layout = Layout(warehouse_path(path)).require()
+    def __init__(self, path: str | os.PathLike[str] | Remote | None = None, *, refresh: bool = True,
+                 progress: Progress | None = None, lock_timeout: float = LOCK_TIMEOUT_S,
+                 remote_options: dict[str, Any] | None = None) -> None:
+        self._remote: Remote | None = None
+        if isinstance(path, Remote):
+            self._remote = path
+        elif isinstance(path, str) and "://" in path and not path.startswith("file://"):
+            self._remote = open_remote(path, remote_options)
         self._refresh_opts: dict[str, Any] = {"progress": progress, "lock_timeout": lock_timeout}
-        if refresh:
-            replay_journals(self.layout)
-        self._opened = open_warehouse(self.layout, refresh=refresh, progress=progress, lock_timeout=lock_timeout)
+        if self._remote is not None:
+            self.layout: Layout | None = None
+            self._opened = open_remote_warehouse(self._remote, progress=progress)
+        else:
+            local = path.removeprefix("file://") if isinstance(path, str) else path
+            self.layout = Layout(warehouse_path(local)).require()
+            if refresh:
+                replay_journals(self.layout)
+            self._opened = open_warehouse(self.layout, refresh=refresh, progress=progress,
+                                          lock_timeout=lock_timeout)
         self._con = self._opened.con
         self.mode = self._opened.mode
         self.report: RefreshReport = self._opened.report
 
     @property
     def root(self) -> str:
-        return str(self.layout.root)
+        """The warehouse folder, or the URL of the remote read in place."""
+        return self._remote.url if self._remote is not None else str(self.layout.root)  # type: ignore[union-attr]
 
     @property
     def problems(self) -> list[str]:
@@ -71,9 +85,13 @@ class Warehouse:
         return [str(e) for e in self.report.rejected]
 
     def refresh(self) -> RefreshReport:
-        """Pick up what was logged since this warehouse was opened."""
-        replay_journals(self.layout)
-        opened = open_warehouse(self.layout, refresh=True, **self._refresh_opts)
+        """Pick up what was logged (or pushed) since this warehouse was opened."""
+        if self._remote is not None:
+            opened = open_remote_warehouse(self._remote, progress=self._refresh_opts["progress"])
+        else:
+            assert self.layout is not None
+            replay_journals(self.layout)
+            opened = open_warehouse(self.layout, refresh=True, **self._refresh_opts)
         self._opened.close()
         self._opened = opened
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report

@@ -148,9 +148,10 @@ class FsspecRemote(Remote):
     """A remote behind an fsspec filesystem: s3:// through s3fs, or any other protocol
     that can list, put and get."""
 
-    def __init__(self, url: str, fs: Any, root: str) -> None:
+    def __init__(self, url: str, fs: Any, root: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.fs = fs
+        self.options = dict(options or {})
         self.root = root.rstrip("/")
         self.protocol = urlparse(url).scheme
 
@@ -258,7 +259,7 @@ def open_remote(url: str, options: dict[str, Any] | None = None) -> Remote:
         raise InvalidInputError("Remote URLs must not contain credentials.",
                                 hint="Use the AWS environment, config files or a profile instead.")
     if parsed.scheme == "s3":
-        return FsspecRemote(url, _s3fs(options), f"{parsed.netloc}{parsed.path}")
+        return FsspecRemote(url, _s3fs(options), f"{parsed.netloc}{parsed.path}", options)
     try:
         import fsspec
 
@@ -266,7 +267,7 @@ def open_remote(url: str, options: dict[str, Any] | None = None) -> Remote:
     except (ImportError, ValueError) as exc:
         raise InvalidInputError(f"No filesystem for {parsed.scheme!r} URLs ({exc}).",
                                 hint="Use a folder path, file://, s3://, or install the fsspec backend.") from None
-    return FsspecRemote(url, fs, f"{parsed.netloc}{parsed.path}")
+    return FsspecRemote(url, fs, f"{parsed.netloc}{parsed.path}", options)
 
 
 def check_options(options: dict[str, Any]) -> None:

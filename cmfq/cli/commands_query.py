@@ -159,6 +159,8 @@ def sql_command(
     warehouse: WarehouseOpt = None,
     format: FormatOpt = Format.table,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows shown in table format.")] = 1000,
+    remote: Annotated[str | None, typer.Option(
+        "--remote", "-r", help="Query a remote in place (a saved remote's name, or a URL) instead.")] = None,
 ) -> None:
     """Run read-only SQL over the views: executions, artifacts, events, metrics, final_metrics,
     params, annotations, lineage_edges, pipelines, stages; macros ancestors(hash),
@@ -166,7 +168,7 @@ def sql_command(
 
     Example: `cmfq sql "SELECT stage, count(*) FROM executions GROUP BY stage"`
     """
-    with open_warehouse(ctx, warehouse) as wh:
+    with open_warehouse(ctx, warehouse, remote) as wh:
         if query is not None:
             _run_sql(wh, query, format, limit)
             return

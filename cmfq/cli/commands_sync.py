@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cmfq.warehouse.layout import Layout
+    from cmfq.warehouse.remote import Remote
     from cmfq.warehouse.sync import SyncReport
 
 remote_app = typer.Typer(help="Manage remotes: where warehouses push and pull (folder, s3://, any fsspec URL).",
@@ -116,9 +117,17 @@ def push(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = N
 
 @app.command()
 def pull(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = None,
+         artifact: Annotated[str | None, typer.Option(
+             "--artifact", "-a", help="Only this artifact's lineage chain, up and down (hash, prefix or name).")] = None,
+         since: Annotated[str | None, typer.Option(
+             help="Only executions started on or after this date (YYYY-MM-DD or ISO time, UTC).")] = None,
          warehouse: WarehouseOpt = None) -> None:
     """Download the partitions this warehouse does not have yet, verifying every file's hash
-    and schema first. A bad file is refused by name; the rest of the pull completes."""
+    and schema first. A bad file is refused by name; the rest of the pull completes.
+
+    With --artifact or --since, the remote is queried in place and only the matching facts are
+    written here, as new partitions. Example: `cmfq pull origin --artifact models/model.pkl`
+    """
     from cmfq.cli.progress import bar
     from cmfq.cli.render import err
     from cmfq.warehouse.partition import pipeline_folder
@@ -127,6 +136,9 @@ def pull(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = N
 
     layout = _layout(ctx, warehouse)
     saved = get_remote(layout, remote)
+    if artifact is not None or since is not None:
+        _selective(layout, saved.open(), saved.name, artifact, since)
+        return
     with bar(f"Pulling from {saved.name}") as progress:
         report = run_pull(layout, saved.open(), folder=pipeline_folder(pipeline) if pipeline else None,
                           progress=progress)
@@ -134,6 +146,31 @@ def pull(ctx: typer.Context, remote: RemoteArg = None, pipeline: PipelineOpt = N
     if report.failed:
         raise typer.Exit(1)
     record_sync(layout, saved.name, "pull")
+
+
+def _selective(layout: Layout, remote: Remote, name: str, artifact: str | None, since: str | None) -> None:
+    import datetime as dt
+
+    from cmfq.cli.render import err
+    from cmfq.errors import InvalidInputError
+    from cmfq.warehouse.selective_pull import pull_lineage, pull_since
+
+    if artifact is not None and since is not None:
+        raise InvalidInputError("Give --artifact or --since, not both.")
+    if artifact is not None:
+        report = pull_lineage(layout, remote, artifact)
+        what = f"the lineage of {artifact}"
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(since))
+        except ValueError:
+            raise InvalidInputError(f"--since {since!r} is not a date.", hint="Use YYYY-MM-DD or an ISO time.") from None
+        report = pull_since(layout, remote, when)
+        what = f"executions since {since}"
+    rows = ", ".join(f"{n} {t}" for t, n in report.rows.items() if n)
+    err().print(f"Pulled {what} from {name}: {report.executions} executions, {report.artifacts} artifacts "
+                f"({rows or 'nothing'}) into {report.partitions} new partitions, in {report.seconds:.1f} s.",
+                highlight=False)
 
 
 def _summary(console: Console, verb: str, report: SyncReport, remote: str) -> None:

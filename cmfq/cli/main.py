@@ -20,6 +20,7 @@ from cmfq.errors import CmfqError
 
 if TYPE_CHECKING:
     from cmfq.warehouse.query import Warehouse
+    from cmfq.warehouse.remote import Remote
 
 ENV_DEBUG = "CMFQ_DEBUG"
 
@@ -74,21 +75,37 @@ def warehouse_of(ctx: typer.Context, explicit: Path | None) -> Path | None:
     return explicit or (ctx.obj or {}).get("warehouse")
 
 
-def open_warehouse(ctx: typer.Context, explicit: Path | None) -> Warehouse:
-    """Open the warehouse with a progress bar for large index loads and warnings for
-    partitions that failed verification."""
+def open_warehouse(ctx: typer.Context, explicit: Path | None, remote: str | None = None) -> Warehouse:
+    """Open the warehouse (or, with ``remote``, a remote read in place: a saved remote's name
+    or a URL) with a progress bar for large loads and warnings for partitions that failed
+    verification."""
     from cmfq.cli.progress import index_progress
     from cmfq.cli.render import err
     from cmfq.warehouse.query import Warehouse
 
+    target: Path | str | Remote | None = warehouse_of(ctx, explicit)
+    if remote is not None:
+        target = _remote_target(target, remote)
     with index_progress() as progress:
-        wh = Warehouse(warehouse_of(ctx, explicit), progress=progress)
+        wh = Warehouse(target, progress=progress)
     for problem in wh.problems:
         err().print(f"[yellow]warning:[/yellow] skipped {problem}", highlight=False, soft_wrap=True)
     if wh.mode == "memory":
         err().print("[yellow]warning:[/yellow] the index is busy in another process; "
                     "answered from the partitions directly.")
     return wh
+
+
+def _remote_target(warehouse: Path | str | None, remote: str) -> Remote:
+    """A remote given as a URL or folder path, or by the name it is saved under here."""
+    from cmfq.config import warehouse_path
+    from cmfq.warehouse.layout import Layout
+    from cmfq.warehouse.remote import open_remote
+    from cmfq.warehouse.remote_config import get_remote
+
+    if "://" in remote or "/" in remote or Path(remote).is_dir():
+        return open_remote(remote)
+    return get_remote(Layout(warehouse_path(warehouse)).require(), remote).open()
 
 
 def run() -> None:
