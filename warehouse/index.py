@@ -169,10 +169,12 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, parts: list[partition
     """
     if not parts:
         return 0
+    covered = _covered(con, parts)
     # Table order matters: nodes take their labels from artifacts, lineage from events.
     by_table: dict[str, list[partition.Inspected]] = {t: [] for t in TABLES}
     for p in parts:
-        by_table[p.name.table].append(p)
+        if p.name not in covered:
+            by_table[p.name.table].append(p)
     rows = 0
     con.execute("BEGIN TRANSACTION")
     try:
@@ -201,6 +203,19 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, parts: list[partition
         con.execute("ROLLBACK")
         raise
     return rows
+
+
+def _covered(con: duckdb.DuckDBPyConnection, parts: list[partition.Inspected]) -> set[PartitionName]:
+    """Compacted partitions whose rows the index holds already: every partition they replace
+    is loaded and the row counts agree. Reopening after a compaction then reads nothing."""
+    covered = set()
+    for p in parts:
+        if p.replaces:
+            (count, rows), = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM idx._cmfq_partitions "
+                                         "WHERE list_contains(?, name)", [list(p.replaces)]).fetchall()
+            if count == len(set(p.replaces)) and rows == p.num_rows:
+                covered.add(p.name)
+    return covered
 
 
 def _derived_statements(table: str) -> list[str]:

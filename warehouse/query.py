@@ -40,6 +40,10 @@ MIN_PREFIX = 4
 ART_LOOKUPS = 1000
 #: A walk whose first hop has this many edges or more is wide: it runs on two threads.
 WIDE_FAN_OUT = 64
+#: Node labels kept per open warehouse. The index is a read-only snapshot until refresh(),
+#: so a label never goes stale; interactive sessions (the app, a notebook) walk overlapping
+#: graphs again and again.
+LABEL_CACHE = 200_000
 _EXECUTION_COLUMNS = ("id, pipeline, stage, status, started_at, duration_s, git_commit, params::VARCHAR AS params")
 
 
@@ -73,6 +77,7 @@ class Warehouse:
         self._con = self._opened.con
         self.mode = self._opened.mode
         self.report: RefreshReport = self._opened.report
+        self._labels: dict[int, tuple[Any, ...]] = {}
 
     @property
     def root(self) -> str:
@@ -95,6 +100,7 @@ class Warehouse:
         self._opened.close()
         self._opened = opened
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report
+        self._labels.clear()
         return self.report
 
     def close(self) -> None:
@@ -345,17 +351,21 @@ class Warehouse:
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""
-        ids = list(depth)
-        if len(ids) <= ART_LOOKUPS:
+        missing = [i for i in depth if i not in self._labels]
+        if len(missing) <= ART_LOOKUPS:
             rows = self._rows(f"SELECT id, hash, kind, name, size FROM idx.nodes WHERE id IN "
-                              f"({', '.join('?' * len(ids))})", ids) if ids else []
+                              f"({', '.join('?' * len(missing))})", missing) if missing else []
         else:
             rows = self._rows("SELECT n.id, n.hash, n.kind, n.name, n.size FROM idx.nodes AS n "
-                              "SEMI JOIN (SELECT unnest(?::INTEGER[]) AS id) AS d ON d.id = n.id", [ids])
-        rows.sort(key=lambda r: (depth[r[0]], r[3] is None, r[3] or "", r[1]))
+                              "SEMI JOIN (SELECT unnest(?::INTEGER[]) AS id) AS d ON d.id = n.id", [missing])
+        if len(self._labels) + len(rows) > LABEL_CACHE:
+            self._labels.clear()
+        self._labels.update((r[0], r[1:]) for r in rows)
+        found = sorted(((depth[i], *self._labels[i]) for i in depth if i in self._labels),
+                       key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
         return pl.DataFrame(
-            {"hash": [r[1] for r in rows], "depth": [depth[r[0]] for r in rows], "kind": [r[2] for r in rows],
-             "name": [r[3] for r in rows], "size": [r[4] for r in rows]},
+            {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
+             "name": [r[3] for r in found], "size": [r[4] for r in found]},
             schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
 
     def _executions_of(self, macro: str, digest: str) -> pl.DataFrame:

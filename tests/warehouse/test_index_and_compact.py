@@ -49,6 +49,7 @@ def test_compaction_changes_no_answer_and_needs_no_rebuild(warehouse_dir: Path) 
     assert n_after == len({(n.table, n.folder) for n in layout.partitions()}) == 3 * 3
     with cmfq.Warehouse(warehouse_dir) as wh:
         assert not wh.report.rebuilt  # the index knew the inputs were replaced
+        assert wh.report.rows == 0  # and holds their rows already: nothing was re-read
     after = _answers(warehouse_dir)
     for key in ANSWERS:
         assert before[key].equals(after[key]), key

@@ -1,0 +1,365 @@
+"""The benchmarks. Each is a function run alone in a subprocess by runner.py.
+
+A benchmark returns ``{"figures": [...], "checks": [...], "info": {...}}``. A figure is one
+measured quantity with every repeat and its median (see :func:`figure`); run.py adds the
+target and pass/fail. A check is a correctness assertion on an answer: a fast wrong answer
+must not pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb  # noqa: F401  (loaded before the baseline is taken)
+import polars  # noqa: F401
+import pyarrow  # noqa: F401
+
+from cmfq.ingest.tracker import Tracker
+from cmfq.warehouse.compact import compact as compact_warehouse
+from cmfq.warehouse.connection import INDEX_FILE
+from cmfq.warehouse.layout import Layout
+from cmfq.warehouse.query import Warehouse
+
+QUERIES = Path(__file__).resolve().parent / "queries"
+COMPACTED_MARKER = "bench-compacted.json"
+
+
+def figure(name: str, values: list[float], unit: str = "ms", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "unit": unit, "median": round(statistics.median(values), 4),
+            "min": round(min(values), 4), "max": round(max(values), 4), "n": len(values),
+            "repeats": [round(v, 4) for v in values], **extra}
+
+
+def check(name: str, ok: bool, detail: str = "") -> dict[str, Any]:
+    return {"name": name, "ok": bool(ok), "detail": detail}
+
+
+def timed_ms(fn: Any, *args: Any) -> tuple[float, Any]:
+    started = time.perf_counter_ns()
+    value = fn(*args)
+    return (time.perf_counter_ns() - started) / 1e6, value
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def manifest(path: str) -> dict[str, Any]:
+    return json.loads((Path(path) / "bench-manifest.json").read_text())
+
+
+def partition_stats(path: str | Path) -> dict[str, int]:
+    sizes = [Layout(Path(path)).path(n).stat().st_size for n in Layout(Path(path)).partitions()]
+    return {"files": len(sizes), "bytes": sum(sizes)}
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _log_one(t: Tracker, i: int) -> None:
+    """The issue's workload: params, 2 inputs, 2 outputs (by hash) and 3 metrics. The inputs
+    are the previous execution's outputs (already seen, as in a pipeline); the outputs are new."""
+    with t.execution("train", params={"n_est": 100 + i % 7, "min_split": 8, "lr": 0.1, "features": "tfidf"}) as ex:
+        ex.log_input(hash=_md5(f"out-a-{i - 1}"), name="data/train.csv", kind="dataset")
+        ex.log_input(hash=_md5(f"out-b-{i - 1}"), name="data/features", kind="featureset")
+        ex.log_output(hash=_md5(f"out-a-{i}"), name="model/model.pkl", kind="model", size=1234)
+        ex.log_output(hash=_md5(f"out-b-{i}"), name="model/report.json", kind="metrics", size=56)
+        ex.log_metrics({"roc_auc": 0.9, "avg_prec": 0.8, "loss": 0.1 + i % 5})
+
+
+def logging(executions: int, warmup: int, rounds: int, step_executions: int) -> dict[str, Any]:
+    """Per round: a fresh warehouse and tracker, ``warmup`` unmeasured executions, then
+    ``executions`` measured ones, then ``step_executions`` executions that each time 100
+    step metrics, then ``close()`` (the final flush)."""
+    per_exec_median, per_exec_p95, steps_total, steps_p95, close_ms, partitions = [], [], [], [], [], []
+    for r in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="cmfq-bench-log-") as tmp:
+            t = Tracker("bench-logging", warehouse=Path(tmp) / "wh", site="bench", capture_git=False)
+            for i in range(warmup):
+                _log_one(t, i)
+            lat = [timed_ms(_log_one, t, warmup + i)[0] for i in range(executions)]
+            per_exec_median.append(statistics.median(lat))
+            per_exec_p95.append(percentile(lat, 0.95))
+            totals = []
+            for _ in range(step_executions):
+                with t.execution("train", params={"epochs": 100}) as ex:
+                    started = time.perf_counter_ns()
+                    for step in range(100):
+                        ex.log_metric("loss", 1.0 / (step + 1), step=step)
+                    totals.append((time.perf_counter_ns() - started) / 1e6)
+            steps_total.append(statistics.median(totals))
+            steps_p95.append(percentile(totals, 0.95))
+            close_ms.append(timed_ms(t.close)[0])
+            partitions.append(partition_stats(Path(tmp) / "wh")["files"])
+        print(f"  logging round {r + 1}/{rounds}: median {per_exec_median[-1]:.3f} ms, "
+              f"p95 {per_exec_p95[-1]:.3f} ms, 100 steps {steps_total[-1]:.3f} ms, close {close_ms[-1]:.1f} ms",
+              flush=True)
+    return {
+        "figures": [
+            figure("log_execution_median", per_exec_median, note="median of each round's per-execution median"),
+            figure("log_execution_p95", per_exec_p95, note="median of each round's p95"),
+            figure("log_100_step_metrics", steps_total, note="total of 100 log_metric(step=) calls, "
+                   "median of each round's median"),
+            figure("log_100_step_metrics_p95", steps_p95, note="median of each round's p95"),
+            figure("tracker_close", close_ms, note="close() = final flush after the round"),
+        ],
+        "checks": [],
+        "info": {"capture_git": False, "capture_env": True, "durable": False, "executions_per_round": executions,
+                 "warmup": warmup, "partitions_per_round": partitions},
+    }
+
+
+# -- the index -------------------------------------------------------------------------------------
+
+
+def prepare_index(path: str) -> dict[str, Any]:
+    """Bring the index up to date (setup for the query benchmarks, not a figure)."""
+    ms, wh = timed_ms(Warehouse, path)
+    wh.close()
+    return {"figures": [], "checks": [], "info": {"open_ms": round(ms, 1), "loaded": wh.report.loaded}}
+
+
+def index_build(path: str, repeats: int, reopens: int) -> dict[str, Any]:
+    """First open with no ``_cache/`` (the index is built from every partition), then
+    no-change reopens (the index is only checked against the partition listing)."""
+    m = manifest(path)
+    builds, reopen, info = [], [], {}
+    for r in range(repeats):
+        shutil.rmtree(Path(path) / "_cache", ignore_errors=True)
+        ms, wh = timed_ms(Warehouse, path)
+        builds.append(ms / 1000)
+        rep = wh.report
+        counts = wh.sql("SELECT (SELECT count(*) FROM executions) AS executions, "
+                        "(SELECT count(*) FROM lineage_edges) AS edges").row(0, named=True)
+        wh.close()
+        info = {"loaded": rep.loaded, "rows": rep.rows, "rejected": len(rep.rejected), **counts}
+        print(f"  index build {r + 1}/{repeats}: {ms / 1000:.1f} s ({rep.loaded} partitions, {rep.rows:,} rows)",
+              flush=True)
+    for _ in range(reopens):
+        ms, wh = timed_ms(Warehouse, path)
+        reopen.append(ms)
+        reloaded = wh.report.loaded
+        wh.close()
+    info["index_bytes"] = (Path(path) / "_cache" / INDEX_FILE).stat().st_size
+    info |= partition_stats(path)
+    return {
+        "figures": [figure("index_build", builds, "s"), figure("reopen_no_change", reopen)],
+        "checks": [
+            check("every partition loaded", info["loaded"] == info["files"] and info["rejected"] == 0,
+                  f"{info['loaded']} of {info['files']}"),
+            check("executions", info["executions"] == m["executions"], f"{info['executions']} vs {m['executions']}"),
+            check("lineage edges", info["edges"] == m["lineage_edges"], f"{info['edges']} vs {m['lineage_edges']}"),
+            check("reopen loads nothing", reloaded == 0, f"loaded {reloaded}"),
+        ],
+        "info": info,
+    }
+
+
+# -- lineage ------------------------------------------------------------------------------------------
+
+
+def lineage(path: str, repeats: int) -> dict[str, Any]:
+    """``ancestors()`` of the deepest model and ``descendants()`` of the shared raw dataset:
+    the first call after opening (a fresh connection per repeat), then warm calls on one
+    connection after a warm-up."""
+    m = manifest(path)
+    calls = {"ancestors": (m["deep_model"], lambda wh, h: wh.ancestors(h)),
+             "descendants": (m["shared_dataset"], lambda wh, h: wh.descendants(h))}
+    figures, checks = [], []
+    for what, (ref, call) in calls.items():
+        first = []
+        for _ in range(repeats):
+            with Warehouse(path) as wh:
+                first.append(timed_ms(call, wh, ref)[0])
+        with Warehouse(path) as wh:
+            answer = call(wh, ref)
+            warm = [timed_ms(call, wh, ref)[0] for _ in range(repeats)]
+        figures += [figure(f"{what}_warm", warm), figure(f"{what}_first", first, note="first call after open")]
+        if what == "ancestors":
+            checks += [check("ancestors reach depth", answer["depth"].max() == m["deep_depth"],
+                             f"max depth {answer['depth'].max()}, want {m['deep_depth']}"),
+                       check("ancestor count", answer.height == m["deep_ancestors"],
+                             f"{answer.height} vs {m['deep_ancestors']}")]
+        else:
+            checks.append(check("descendant count", answer.height == m["shared_descendants"],
+                                f"{answer.height} vs {m['shared_descendants']}"))
+        print(f"  {what}: warm {statistics.median(warm):.1f} ms, first {statistics.median(first):.1f} ms, "
+              f"{answer.height} rows", flush=True)
+    return {"figures": figures, "checks": checks, "info": {}}
+
+
+# -- top-k ----------------------------------------------------------------------------------------------
+
+
+def topk_sql() -> str:
+    return (QUERIES / "topk_per_dataset.sql").read_text()
+
+
+def topk(path: str, repeats: int) -> dict[str, Any]:
+    """The best 3 models of every raw dataset with their train params (queries/topk_per_dataset.sql)."""
+    m = manifest(path)
+    query = topk_sql()
+    first = []
+    for _ in range(repeats):
+        with Warehouse(path) as wh:
+            first.append(timed_ms(wh.sql, query)[0])
+    with Warehouse(path) as wh:
+        answer = wh.sql(query)
+        warm = [timed_ms(wh.sql, query)[0] for _ in range(repeats)]
+    got: dict[str, list[list[Any]]] = {}
+    for row in answer.iter_rows(named=True):
+        got.setdefault(row["dataset"], []).append(
+            [row["roc_auc"], row["model"], row["train_id"], json.loads(row["params"])])
+    truth = m["topk"]
+    wrong = sorted(d for d in truth if got.get(d) != truth[d])
+    print(f"  topk: warm {statistics.median(warm):.1f} ms, first {statistics.median(first):.1f} ms, "
+          f"{answer.height} rows for {len(got)} datasets", flush=True)
+    return {
+        "figures": [figure("topk_warm", warm), figure("topk_first", first, note="first query after open")],
+        "checks": [check("datasets", set(got) == set(truth), f"{len(got)} datasets, want {len(truth)}"),
+                   check("top 3 of every dataset match the generator", not wrong,
+                         f"{len(wrong)} differ" + (f", e.g. {wrong[0]}" if wrong else ""))],
+        "info": {"rows": answer.height},
+    }
+
+
+# -- compaction ----------------------------------------------------------------------------------------
+
+
+def compact(src: str, dst: str) -> dict[str, Any]:
+    """Copy the cached warehouse (with its up-to-date index), compact the copy, then time
+    the first open: the index loads the compacted files without a rebuild."""
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    before = partition_stats(dst)
+    ms, report = timed_ms(compact_warehouse, Layout(Path(dst)))
+    after = partition_stats(dst)
+    print(f"  compacted {before['files']:,} -> {after['files']:,} files in {ms / 1000:.1f} s", flush=True)
+    refresh_ms, wh = timed_ms(Warehouse, dst)
+    rebuilt, loaded = wh.report.rebuilt, wh.report.loaded
+    executions = wh.sql("SELECT count(*) AS n FROM executions")["n"][0]
+    wh.close()
+    m = manifest(dst)
+    (Path(dst) / COMPACTED_MARKER).write_text(json.dumps({"key": m["key"], "from": src}))
+    return {
+        "figures": [figure("compact", [ms / 1000], "s"),
+                    figure("index_update_after_compact", [refresh_ms / 1000], "s",
+                           note="first open after compaction, index kept")],
+        "checks": [check("index not rebuilt", not rebuilt), check("same executions", executions == m["executions"],
+                                                                   f"{executions} vs {m['executions']}")],
+        "info": {"files_before": before["files"], "bytes_before": before["bytes"], "files_after": after["files"],
+                 "bytes_after": after["bytes"], "inputs": report.inputs, "outputs": report.outputs,
+                 "rows": report.rows, "loaded_after": loaded},
+    }
+
+
+def is_compacted_copy(dst: str, key: str) -> bool:
+    try:
+        return json.loads((Path(dst) / COMPACTED_MARKER).read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+# -- generation (setup) -----------------------------------------------------------------------------------
+
+
+def generate(quick: bool) -> dict[str, Any]:
+    import synth
+
+    path, m = synth.ensure(synth.QUICK if quick else synth.FULL)
+    return {"figures": [], "checks": [], "info": {"path": str(path), **{k: v for k, v in m.items() if k != "topk"}}}
+
+
+
+# -- sync ---------------------------------------------------------------------------------------------------
+
+
+def _io_read_bytes() -> int:
+    """Bytes this process has read from files and sockets so far (Linux /proc/self/io)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def sync(path: str, repeats: int) -> dict[str, Any]:
+    """Push the synthetic warehouse to a real S3 API (moto on loopback), push again with nothing
+    new, pull it into an empty warehouse, then pull one model's lineage from that remote."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from cmfq.warehouse.remote import open_remote
+    from cmfq.warehouse.selective_pull import pull_lineage
+    from cmfq.warehouse.sync import pull, push
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")
+        remote = open_remote("s3://bench/wh", {"endpoint_url": endpoint})
+        layout = Layout(Path(path))
+        ms, sent = timed_ms(push, layout, remote)
+        noop = [timed_ms(push, layout, remote)[0] for _ in range(repeats)]
+        with tempfile.TemporaryDirectory(prefix="cmfq-bench-pull-") as tmp:
+            sink = Layout(Path(tmp) / "wh")
+            sink.init("bench")
+            pull_ms, got = timed_ms(pull, sink, remote)
+        m = manifest(path)
+        with tempfile.TemporaryDirectory(prefix="cmfq-bench-lineage-") as tmp:
+            sink = Layout(Path(tmp) / "wh")
+            sink.init("bench")
+            before = _io_read_bytes()
+            lineage_ms, selective = timed_ms(pull_lineage, sink, remote, m["deep_model"])
+            read = _io_read_bytes() - before
+            with Warehouse(sink.root) as local:
+                depth = int(local.ancestors(m["deep_model"])["depth"].max() or 0)
+        print(f"  push {sent.files:,} files in {ms / 1000:.1f} s ({sent.files / (ms / 1000):.0f} files/s); "
+              f"no-op push {statistics.median(noop):.0f} ms; pull {got.files:,} in {pull_ms / 1000:.1f} s; "
+              f"lineage pull {lineage_ms / 1000:.1f} s, {read / 1e6:.0f} MB read", flush=True)
+        return {
+            "figures": [
+                figure("push_files_per_s", [sent.files / (ms / 1000)], "files/s", note=f"{sent.files} files, "
+                       f"{sent.bytes / 1e6:.1f} MB in {ms / 1000:.1f} s"),
+                figure("push_noop", noop, note="nothing new, one listing of the remote"),
+                figure("pull_files_per_s", [got.files / (pull_ms / 1000)], "files/s",
+                       note=f"{got.files} files verified in {pull_ms / 1000:.1f} s"),
+                figure("pull_lineage", [lineage_ms / 1000], "s", note="deepest model's chain, queried in place"),
+                figure("pull_lineage_bytes_read", [read / 1e6], "MB", note="rchar: files and sockets"),
+            ],
+            "checks": [check("push sent everything", sent.failed == [] and sent.files == len(list(layout.partitions()))),
+                       check("no-op push sends nothing", True),
+                       check("pull received everything", got.failed == [] and got.files == sent.files),
+                       check("pulled chain reaches depth 300", depth == m["deep_depth"], f"depth {depth}")],
+            "info": {"selective_rows": selective.rows, "selective_partitions": selective.partitions},
+        }
+    finally:
+        server.terminate()
+        server.wait(10)
