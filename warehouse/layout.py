@@ -115,5 +115,22 @@ class Layout:
                             continue  # not ours; `cmfq verify` reports strangers
 
 
+    def clean_temp(self, older_than_s: float = 3600) -> list[Path]:
+        """Remove temp files of writes that died (kill -9 between write and rename); a live
+        writer's temp file is seconds old, so anything older than an hour is debris."""
+        import time
+
+        cutoff = time.time() - older_than_s
+        removed = []
+        for table in TABLES:
+            for dirpath, _dirs, files in os.walk(self.root / table):
+                for f in files:
+                    path = Path(dirpath) / f
+                    if f.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff:
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+        return removed
+
+
 def _dumps(settings: dict[str, Any]) -> bytes:
     return (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode()

@@ -17,6 +17,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,14 +163,21 @@ class FsspecRemote(Remote):
         base = self.root
         found: dict[PartitionName, int] = {}
         foreign: list[str] = []
+        prefixes = [f"{self._path(t)}/{folder}" if folder else self._path(t) for t in TABLES]
+
+        def find(prefix: str) -> dict[str, dict[str, Any]]:
+            try:
+                return dict(self.fs.find(prefix, detail=True, withdirs=False))
+            except FileNotFoundError:
+                return {}
+
+        entries: dict[str, dict[str, Any]] = {}
         try:
-            tables = [self._path(t) for t in TABLES]
-            entries: dict[str, dict[str, Any]] = {}
-            for t in tables:
-                prefix = f"{t}/{folder}" if folder else t
-                entries.update(self.fs.find(prefix, detail=True, withdirs=False))
-        except FileNotFoundError:
-            return Listing({})
+            # One listing per table, side by side: object stores page listings 1,000 keys at a
+            # time, so 10,000 partitions are ten round trips one after another otherwise.
+            with ThreadPoolExecutor(max_workers=len(prefixes)) as pool:
+                for found_here in pool.map(find, prefixes):
+                    entries.update(found_here)
         except Exception as exc:  # noqa: BLE001 - every transport error becomes a RemoteError
             raise _remote_error(self.url, "list", exc) from None
         for path, info in entries.items():

@@ -54,6 +54,7 @@ class VerifyReport:
     checked: int = 0
     bad: list[PartitionError] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    temp_removed: int = 0
 
 
 def push(layout: Layout, remote: Remote, *, folder: str | None = None, dry_run: bool = False,
@@ -145,6 +146,7 @@ def verify(layout: Layout | None = None, remote: Remote | None = None, *, progre
         where = remote.url
     else:
         assert layout is not None
+        report.temp_removed = len(layout.clean_temp())
         names = sorted(layout.partitions())
         report.foreign = []
 

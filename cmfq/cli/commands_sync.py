@@ -224,6 +224,8 @@ def verify(ctx: typer.Context,
     for name in report.foreign:
         console.print(f"[yellow]foreign:[/yellow] {name} is not a partition name", highlight=False)
     where = target.url if target else str(layout.root)
+    if report.temp_removed:
+        console.print(f"Removed {report.temp_removed} temp files left by interrupted writes.", highlight=False)
     console.print(f"Checked {report.checked} partitions in {where}: {len(report.bad)} bad.", highlight=False)
     if report.bad:
         raise typer.Exit(1)

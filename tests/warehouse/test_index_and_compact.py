@@ -110,3 +110,19 @@ def test_spill_folders_of_dead_processes_are_removed(warehouse_dir: Path) -> Non
         mine = [p for p in (warehouse_dir / "_cache" / "tmp").iterdir()]
         assert not stale.exists() and len(mine) == 1
     assert list((warehouse_dir / "_cache" / "tmp").iterdir()) == []
+
+
+def test_verify_sweeps_old_temp_files_only(warehouse_dir: Path) -> None:
+    import os
+    import time
+
+    from cmfq.warehouse.sync import verify
+
+    make_chain(warehouse_dir, "p", ["a"])
+    folder = next((warehouse_dir / "executions").iterdir())
+    old, fresh = folder / ".tmp-old-x.parquet", folder / ".tmp-new-y.parquet"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    report = verify(Layout(warehouse_dir))
+    assert report.temp_removed == 1 and not old.exists() and fresh.exists() and report.bad == []
