@@ -113,13 +113,23 @@ def pull(layout: Layout, remote: Remote, *, folder: str | None = None, progress:
     missing = sorted(n for n in listing.partitions if n not in local)
     report = SyncReport(skipped=len(listing.partitions) - len(missing), foreign=listing.foreign)
 
+    vanished: list[PartitionName] = []
+
     def fetch(name: PartitionName) -> int:
-        data = _retry(lambda: remote.read(name))
+        try:
+            data = _retry(lambda: remote.read(name))
+        except FileNotFoundError:
+            # Compacted away since the listing: its rows are in the file that replaced it,
+            # which the next pull brings.
+            vanished.append(name)
+            return 0
         partition.inspect(name, data, where=f"{remote.url}/{name}")  # hash and schema, before use
         write_atomic(layout.path(name), data, exclusive=True)
         return len(data)
 
     _run(missing, fetch, report, progress, workers)
+    report.files -= len(vanished)
+    report.skipped += len(vanished)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -118,3 +118,32 @@ def test_compaction_on_the_remote_changes_no_answer(tmp_path: Path, remote: Remo
     # A warehouse that pulled before the compaction pulls the compacted files, and its index
     # does not rebuild: the new files name the old ones they replaced.
     assert verify(remote=remote).bad == []
+
+
+def test_a_file_compacted_away_during_a_pull_is_skipped_not_fatal(tmp_path: Path, remote: Remote) -> None:
+    make_chain(tmp_path / "a", "p", ["a", "b"])
+    push(Layout(tmp_path / "a"), remote)
+
+    class Compacting:
+        """The real remote, with one file really deleted between the listing and its download,
+        as a concurrent compaction does."""
+
+        def __init__(self, inner: Remote) -> None:
+            self.inner, self.url = inner, inner.url
+            self.gone = sorted(inner.list().partitions)[0]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def read(self, name: PartitionName) -> bytes:
+            if name == self.gone:
+                self.inner.delete(name)
+            return self.inner.read(name)
+
+    fresh = Layout(tmp_path / "fresh")
+    fresh.init("f")
+    racing = Compacting(remote)
+    report = pull(fresh, racing)  # type: ignore[arg-type]
+    assert report.failed == [] and report.skipped == 1 and report.files == len(remote.list().partitions)
+    assert not fresh.path(racing.gone).exists()
+    assert pull(fresh, remote).files == 0  # gone from the remote too: nothing left to bring
