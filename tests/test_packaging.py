@@ -32,9 +32,17 @@ def test_import_is_cheap_and_logging_needs_no_query_stack(tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Build from a clean copy: a stale build/ folder in a checkout would otherwise put files
+    # into the wheel that the sources no longer have.
+    import shutil
+
+    src = tmp_path_factory.mktemp("src") / "cmfq"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".cmfq", "demo", ".data", "results",
+        "artifacts", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(out), str(ROOT)], check=True, capture_output=True)
+                    str(out), str(src)], check=True, capture_output=True)
     return next(out.glob("cmfq-*.whl"))
 
 
@@ -42,7 +50,9 @@ def test_wheel_has_one_top_level_package_and_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"cmfq", f"cmfq-{cmfq.__version__}.dist-info"}
-    for needed in ["cmfq/sql/views.sql", "cmfq/sql/lineage.sql", "cmfq/sql/merge.sql", "cmfq/py.typed",
+    sql_files = sorted(f"cmfq/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql"))
+    assert sorted(n for n in names if n.startswith("cmfq/sql/") and n.endswith(".sql")) == sql_files
+    for needed in ["cmfq/sql/views.sql", "cmfq/sql/lineage.sql", "cmfq/py.typed",
                    "cmfq/warehouse/query.py", "cmfq/ingest/tracker.py", "cmfq/cli/main.py",
                    "cmfq/app/__init__.py", "cmfq/data_samples/__init__.py"]:
         assert needed in names, needed
