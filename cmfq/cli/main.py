@@ -113,5 +113,16 @@ def run() -> None:
     sys.exit(app())
 
 
-# Commands live in modules of their own; importing them registers them on `app`.
-from cmfq.cli import commands_query, commands_sync, commands_warehouse  # noqa: E402,F401
+def _register_commands() -> None:
+    """Commands live in ``cmfq/cli/commands_<topic>.py`` modules; importing one registers its
+    commands on ``app``. A new topic is a new module, with no list to update here."""
+    import importlib
+    import pkgutil
+
+    import cmfq.cli
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(cmfq.cli.__path__) if m.name.startswith("commands_")):
+        importlib.import_module(f"cmfq.cli.{module}")
+
+
+_register_commands()
