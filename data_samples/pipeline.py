@@ -201,7 +201,11 @@ def prepare(t: cmfq.Tracker, fs: _Files, raw: Path) -> tuple[Path, Path]:
             ex.log_output(path, kind="dataset", name=fs.name(path), role=role,
                           properties={"rows": len(rows), "columns": table.width})
             outputs.append(path)
-        return outputs[0], outputs[1]
+    # Column statistics of the raw file and of both splits: `cmfq drift` compares them later
+    # (is the test split distributed like the train split?) without the files at hand.
+    for path in (raw, *outputs):
+        t.log_dataset_stats(path)
+    return outputs[0], outputs[1]
 
 
 def featurize(t: cmfq.Tracker, fs: _Files, train: Path, test: Path, *, choice: str,
@@ -262,6 +266,9 @@ def train_boosting(t: cmfq.Tracker, fs: _Files, features: Path, *, n_est: int, m
         _save_model(path, model)
         ex.log_output(path, kind="model", name=fs.name(path),
                       properties={"model_type": "GradientBoostingClassifier", "n_features": x.shape[1]})
+        # What the model learnt (not what it was asked for): its fitted parameters.
+        t.log_model_params(path, {"n_estimators": int(model.n_estimators_),
+                                  "feature_importances": [round(float(v), 4) for v in model.feature_importances_]})
         return path
 
 
@@ -278,6 +285,8 @@ def train_linear(t: cmfq.Tracker, fs: _Files, features: Path, *, alpha: float, e
         _save_model(path, model)
         ex.log_output(path, kind="model", name=fs.name(path),
                       properties={"model_type": "SGDClassifier(loss='log_loss')", "n_features": x.shape[1]})
+        t.log_model_params(path, {"coef": [round(float(v), 4) for v in model.coef_[0]],
+                                  "intercept": round(float(model.intercept_[0]), 4)})
         return path
 
 
@@ -296,6 +305,30 @@ def evaluate(t: cmfq.Tracker, fs: _Files, model_path: Path, features: Path) -> t
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         ex.log_output(path, kind="metrics", name=fs.name(path))
         return model_hash, metrics
+
+
+#: Where each pipeline's latest model goes. The boosting tumor model is replaced by the
+#: linear one in production, so its staging deployment ends archived.
+DEPLOY_TO = {"tumor-classifier": "staging", "tumor-classifier-linear": "production", "wine-classifier": "staging"}
+SERVING_DAYS = 7
+FIRST_DAY_US = 1_793_491_200_000_000  # 2026-11-01 00:00 UTC: serving periods are days from here
+DAY_US = 86_400_000_000
+
+
+def deploy(t: cmfq.Tracker, model_path: Path, features: Path, *, environment: str) -> None:
+    """Deploy a model and record a week of its serving accuracy. Each day's traffic is a
+    bootstrap sample of the held-out test rows: real predictions, scored against real labels."""
+    dep = t.deploy(model_path, environment, params={"threshold": 0.5, "batch_size": 64})
+    model = pickle.loads(model_path.read_bytes())
+    x, y = _xy(features)
+    rng = np.random.default_rng(SEED)
+    for day in range(SERVING_DAYS):
+        rows = rng.integers(0, len(y), size=len(y))
+        accuracy = float((model.predict(x[rows]) == y[rows]).mean())
+        dep.log_serving_metric("accuracy", accuracy, period_start=FIRST_DAY_US + day * DAY_US,
+                               period_end=FIRST_DAY_US + (day + 1) * DAY_US)
+    if t.pipeline == "tumor-classifier":
+        dep.set_status("archived")
 
 
 # -- putting it together ------------------------------------------------------------------------------
@@ -354,6 +387,7 @@ def _run(plan: _Plan, workdir: Path, warehouse: Path, echo: Echo
         train_csv, test_csv = prepare(t, fs, workdir / "data" / plan.dataset)
         ran += 1
         current: str | None = None
+        latest: tuple[Path, Path] | None = None  # the last evaluated model and its test features
         for i, (choice, params) in enumerate(plan.iterations, start=1):
             settings = " ".join(f"{k}={v}" for k, v in params.items())
             label = f"{plan.pipeline:<23} #{i}  features={choice:<14} {settings:<22}"
@@ -377,9 +411,12 @@ def _run(plan: _Plan, workdir: Path, warehouse: Path, echo: Echo
                 echo(f"{label} -> train failed ({type(exc).__name__}), recorded with its error")
                 continue
             model_hash, metrics = evaluate(t, fs, model, feats_test)
+            latest = (model, feats_test)
             ran += 1
             scored.append((metrics["roc_auc"], plan.pipeline, model_hash, fs.name(model)))
             echo(f"{label} -> roc_auc {metrics['roc_auc']:.4f}  avg_prec {metrics['avg_prec']:.4f}")
+        if latest is not None:
+            deploy(t, *latest, environment=DEPLOY_TO[plan.pipeline])
     return ran, failed, scored
 
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from cmfq.config import default_site, warehouse_path
 from cmfq.errors import InvalidInputError
+from cmfq.ingest import facts
 from cmfq.ingest.environment import Environment, current_environment
 from cmfq.ingest.gitinfo import GitInfo, git_info
 from cmfq.ingest.hashing import HashCache
@@ -41,6 +42,12 @@ from cmfq.warehouse.writer import FactWriter, replay_journals
 Status = Literal["completed", "failed"]
 
 _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar("cmfq_execution", default=None)
+
+
+def current_execution() -> Execution | None:
+    """The execution whose ``with`` block is running in this context, if any (what a nested
+    execution records as its parent; ``cmfq.track`` uses it to stay in the caller's tracker)."""
+    return _current.get()
 
 
 def _now_us() -> int:
@@ -146,6 +153,49 @@ class Tracker:
                                   "value": None if value is None else str(value), "at": _now_us()})
         self._writer.commit()
 
+    def taint(self, artifact: str | os.PathLike[str], reason: str) -> str:
+        """Mark an artifact as bad (corrupted, leaked, mislabelled...). Everything downstream of
+        it counts as tainted in queries (``cmfq models --tainted``); returns its hash."""
+        digest = self._hash_of(artifact)
+        self.annotate("artifact", digest, facts.TAINT, _name(reason, "reason"))
+        return digest
+
+    def log_model_params(self, model: str | os.PathLike[str], params: Mapping[str, Any]) -> str:
+        """The fitted or optimizer parameters of a model (distinct from the run's
+        hyper-parameters); the latest call wins. Returns the model's hash."""
+        digest = self._hash_of(model)
+        self.annotate("artifact", digest, facts.MODEL_PARAMS, _json(params, "model params"))
+        return digest
+
+    def log_dataset_stats(self, path: str | os.PathLike[str], *, hash: str | None = None) -> str:
+        """Compute per-column statistics of a CSV/TSV/Parquet dataset and record them for the
+        artifact (count, nulls, mean, std, min, max, deciles, distinct and top values), so
+        datasets can be compared and drift measured later. Returns the dataset's hash."""
+        from cmfq.ingest.stats import column_stats, read_table
+
+        self._check_open()
+        # The statistics describe an artifact: make sure it is known (kind dataset) as well.
+        digest, _ = self._artifact(None if hash else path, kind="dataset", name=None, hash=hash, size=None,
+                                   uri=None, properties=None)
+        at = _now_us()
+        for row in column_stats(read_table(path)):
+            self._add("dataset_stats", {"artifact_hash": digest, **row, "at": at})
+        self._writer.commit()
+        return digest
+
+    def deploy(self, model: str | os.PathLike[str], environment: str, *, status: str = "active",
+               featureset: str | os.PathLike[str] | None = None, params: Mapping[str, Any] | None = None,
+               properties: Mapping[str, Any] | None = None) -> Deployment:
+        """Record that a model is deployed (or scheduled) in an environment; the returned
+        :class:`Deployment` logs status changes and serving metrics."""
+        self._check_open()
+        row = facts.deployment(uuid7(), self._hash_of(model), environment, status, site=self.site,
+                               project=self.project, params=params, properties=properties,
+                               featureset_hash=self._hash_of(featureset) if featureset is not None else None)
+        self._add("deployments", row)
+        self._writer.commit()
+        return Deployment(self, row)
+
     def flush(self) -> None:
         """Wait until everything logged so far is in durable partitions."""
         if not self._closed:
@@ -193,6 +243,15 @@ class Tracker:
         # row, and the new journal segment must too, so that replay can close it.
         for ex in list(self._open.values()):
             self._add("executions", ex._row | {"at": _now_us()})
+
+    def _hash_of(self, ref: str | os.PathLike[str]) -> str:
+        """The content hash of a path that exists, else ``ref`` taken as a hash."""
+        p = Path(ref)
+        if p.is_file():
+            return self._hashes.file(p)[0]
+        if p.is_dir():
+            return self._hashes.directory(p)[0]
+        return _name(str(ref), "artifact hash or path")
 
     def _artifact(self, path: str | os.PathLike[str] | None, *, kind: str, name: str | None,
                   hash: str | None, size: int | None, uri: str | None,
@@ -295,6 +354,14 @@ class Execution:
         for key, value in values.items():
             self.log_metric(key, value, step=step)
 
+    def log_model_params(self, model: str | os.PathLike[str], params: Mapping[str, Any]) -> str:
+        """See :meth:`Tracker.log_model_params`."""
+        return self.tracker.log_model_params(model, params)
+
+    def log_dataset_stats(self, path: str | os.PathLike[str], *, hash: str | None = None) -> str:
+        """See :meth:`Tracker.log_dataset_stats`."""
+        return self.tracker.log_dataset_stats(path, hash=hash)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Add parameters learnt during the run; they are recorded when the execution ends."""
         self._check_running()
@@ -344,3 +411,35 @@ class Execution:
                                      "at": _now_us()})
         return digest
 
+
+
+class Deployment:
+    """A model deployed in an environment. Create it with :meth:`Tracker.deploy`."""
+
+    def __init__(self, tracker: Tracker, row: dict[str, Any]) -> None:
+        self.tracker = tracker
+        self._row = row
+        self.id: str = row["id"]
+
+    @property
+    def status(self) -> str:
+        return str(self._row["status"])
+
+    def set_status(self, status: str) -> None:
+        """Move to ``scheduled``, ``active``, ``archived`` or ``failed``; the timeline keeps every step."""
+        self._row = facts.deployment(self.id, self._row["model_hash"], self._row["environment"], status,
+                                     site=self._row["site"], project=self._row["project"],
+                                     featureset_hash=self._row["featureset_hash"],
+                                     params=json.loads(self._row["params"]),
+                                     properties=json.loads(self._row["properties"]),
+                                     at=max(_now_us(), self._row["at"] + 1))
+        self.tracker._add("deployments", dict(self._row))
+        self.tracker._writer.commit()
+
+    def log_serving_metric(self, name: str, value: float, *, period_start: int | None = None,
+                           period_end: int | None = None) -> None:
+        """A serving metric for a period (Unix µs; defaults to now)."""
+        start = period_start if period_start is not None else _now_us()
+        self.tracker._add("serving_metrics", facts.serving_metric(self.id, _name(name, "metric name"), value,
+                                                                  start, period_end))
+        self.tracker._writer.commit()

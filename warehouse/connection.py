@@ -84,8 +84,8 @@ def _alive(pid: int) -> bool:
 
 
 def load_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the user-facing views and macros (sql/views.sql, sql/lineage.sql)."""
-    for name in ("views", "lineage"):
+    """Create the user-facing views and macros (sql/views.sql, lineage.sql, analytics.sql)."""
+    for name in ("views", "lineage", "analytics"):
         for stmt in sql.statements(name):
             con.execute(stmt)
 

@@ -24,6 +24,7 @@ import polars as pl
 
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
+from cmfq.warehouse.analytics import Analytics
 from cmfq.warehouse.connection import LOCK_TIMEOUT_S, open_remote_warehouse, open_warehouse
 from cmfq.warehouse.filters import Condition
 from cmfq.warehouse.index import Progress, RefreshReport
@@ -47,7 +48,7 @@ LABEL_CACHE = 200_000
 _EXECUTION_COLUMNS = ("id, pipeline, stage, status, started_at, duration_s, git_commit, params::VARCHAR AS params")
 
 
-class Warehouse:
+class Warehouse(Analytics):
     """Read access to a warehouse folder (``.cmfq`` by default) through DuckDB.
 
     Opening replays journals left by crashed loggers and brings the local index up to date

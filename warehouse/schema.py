@@ -129,8 +129,65 @@ ANNOTATIONS = TableSpec(
     keep="last",
 )
 
+DEPLOYMENTS = TableSpec(
+    "deployments",
+    _schema(
+        ("id", pa.string(), False),  # UUIDv7 of the deployment
+        ("model_hash", pa.string(), False),
+        ("project", pa.string(), True),
+        ("environment", pa.string(), False),  # e.g. production, staging
+        ("status", pa.string(), False),  # scheduled | active | archived | failed
+        ("featureset_hash", pa.string(), True),  # the featureset it serves
+        ("params", pa.string(), False),  # JSON: serving parameters
+        ("properties", pa.string(), False),  # JSON
+        ("site", pa.string(), False),
+        ("at", TS, False),  # when the deployment entered this status
+    ),
+    # Every status change is kept (the timeline); views take the latest per id as current.
+    key=("id", "at"),
+    keep="first",
+    json_columns=("params", "properties"),
+)
+
+SERVING_METRICS = TableSpec(
+    "serving_metrics",
+    _schema(
+        ("deployment_id", pa.string(), False),
+        ("name", pa.string(), False),
+        ("period_start", TS, False),
+        ("period_end", TS, True),
+        ("value", pa.float64(), False),
+        ("at", TS, False),
+    ),
+    key=("deployment_id", "name", "period_start"),
+    keep="last",
+)
+
+DATASET_STATS = TableSpec(
+    "dataset_stats",
+    _schema(
+        ("artifact_hash", pa.string(), False),
+        ("column", pa.string(), False),
+        ("dtype", pa.string(), False),
+        ("count", pa.int64(), False),  # rows
+        ("nulls", pa.int64(), False),
+        ("mean", pa.float64(), True),  # numeric columns only
+        ("std", pa.float64(), True),
+        ("min", pa.float64(), True),
+        ("max", pa.float64(), True),
+        ("quantiles", pa.list_(pa.float64()), True),  # 0%, 10%, ... 100%
+        ("distinct", pa.int64(), True),
+        ("top", pa.string(), False),  # JSON: [[value, count], ...] most frequent first
+        ("at", TS, False),
+    ),
+    key=("artifact_hash", "column"),
+    keep="last",
+    json_columns=("top",),
+)
+
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (EXECUTIONS, ARTIFACTS, EVENTS, METRICS, ANNOTATIONS)
+    t.name: t for t in (EXECUTIONS, ARTIFACTS, EVENTS, METRICS, ANNOTATIONS, DEPLOYMENTS, SERVING_METRICS,
+                        DATASET_STATS)
 }
 
 

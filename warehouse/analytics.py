@@ -1,0 +1,455 @@
+"""The cross-pipeline questions: compare, diff, influence, best, audit, features, drift, search.
+
+Mixed into :class:`cmfq.Warehouse`; every method is parameterized SQL over the views of
+sql/views.sql and sql/analytics.sql, and returns polars frames (or a dict of them). A metric
+"score" of an execution is its own final value, or else the best value logged by an execution
+that consumed one of its outputs: a train run is scored by its evaluation (see run_scores).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from cmfq.errors import InvalidInputError, NotFoundError
+from cmfq.warehouse.filters import compile_where
+
+if TYPE_CHECKING:
+    from cmfq.warehouse.query import Warehouse
+
+#: For each execution id in $ids: the raw datasets upstream of its inputs (artifacts nothing
+#: produced, kind dataset). Set semantics over (execution, node) pairs end on cycles.
+ROOTS_SQL = """
+WITH RECURSIVE up(execution_id, node) AS (
+    SELECT e.execution_id, e.node FROM idx.events AS e
+    WHERE e.direction = 'in' AND e.execution_id IN (SELECT unnest($ids::VARCHAR[]))
+    UNION
+    SELECT u.execution_id, g.parent FROM up AS u JOIN idx.lineage_graph AS g ON g.child = u.node
+)
+SELECT DISTINCT u.execution_id, n.hash AS dataset, n.name AS dataset_name
+FROM up AS u JOIN idx.nodes AS n ON n.id = u.node
+WHERE coalesce(n.kind, 'dataset') = 'dataset'
+  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = u.node AND p.direction = 'out')
+"""
+
+#: Scores of the executions in $ids for each metric in $names: own final value, else the best
+#: value of a direct consumer of one of their outputs.
+SCORES_SQL = """
+WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS id),
+own AS (SELECT f.execution_id, f.name, f.value, f.min_value, f.max_value FROM final_metrics AS f
+        WHERE f.execution_id IN (SELECT id FROM ids) AND list_contains($names, f.name)),
+downstream AS (
+    SELECT o.execution_id, f.name, max(f.value) AS value, arg_max(f.execution_id, f.value) AS scored_by,
+           min(f.min_value) AS min_value, max(f.max_value) AS max_value
+    FROM idx.events AS o
+    JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
+    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains($names, f.name)
+    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM ids)
+    GROUP BY o.execution_id, f.name
+)
+SELECT coalesce(own.execution_id, d.execution_id) AS execution_id, coalesce(own.name, d.name) AS name,
+       coalesce(own.value, d.value) AS value, coalesce(own.min_value, d.min_value) AS min_value,
+       coalesce(own.max_value, d.max_value) AS max_value,
+       CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
+FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
+"""
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Two executions side by side, one frame per aspect."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    params: pl.DataFrame
+    metrics: pl.DataFrame
+    artifacts: pl.DataFrame
+    code: pl.DataFrame
+    environment: pl.DataFrame
+
+
+class Analytics:
+    """The analytical questions of cmfq.Warehouse (mixed in)."""
+
+    # -- diff and compare -----------------------------------------------------------------------
+
+    def diff(self: Warehouse, a: str, b: str, *, all: bool = False) -> Diff:
+        """Parameters (only the changed ones unless ``all``), metrics, inputs/outputs, code and
+        environment of two executions."""
+        ia, ib = self.resolve_execution(a), self.resolve_execution(b)
+        params = self.sql("SELECT * FROM diff_params(?, ?) WHERE ? OR changed ORDER BY key", [ia, ib, all])
+        metrics = self.sql("SELECT * FROM diff_metrics(?, ?) ORDER BY name", [ia, ib])
+        artifacts = self.sql("SELECT * FROM diff_artifacts(?, ?) WHERE ? OR change <> 'same' "
+                             "ORDER BY direction, name", [ia, ib, all])
+        fields = ["git_repo", "git_commit", "git_branch", "git_dirty", "cmd", "host", "site", "user", "env_hash"]
+        rows = {x["id"]: x for x in self.sql(f"SELECT id, {', '.join(f'{f}::VARCHAR AS {f}' for f in fields)} "
+                                             "FROM executions WHERE id IN (?, ?)", [ia, ib]).to_dicts()}
+        code = pl.DataFrame([{"field": f, "a": rows[ia][f], "b": rows[ib][f], "changed": rows[ia][f] != rows[ib][f]}
+                             for f in fields if all or rows[ia][f] != rows[ib][f]],
+                            schema={"field": pl.String, "a": pl.String, "b": pl.String, "changed": pl.Boolean})
+        environment = self.sql(
+            """SELECT coalesce(pa.package, pb.package) AS package, pa.version AS a, pb.version AS b,
+                      CASE WHEN pa.package IS NULL THEN 'added' WHEN pb.package IS NULL THEN 'removed'
+                           ELSE 'changed' END AS change
+               FROM env_packages(?) AS pa FULL JOIN env_packages(?) AS pb ON pa.package = pb.package
+               WHERE pa.version IS DISTINCT FROM pb.version ORDER BY package""",
+            [rows[ia]["env_hash"] or "", rows[ib]["env_hash"] or ""])
+        return Diff(self.execution(ia), self.execution(ib), params, metrics, artifacts, code, environment)
+
+    def compare(self: Warehouse, stage: str | None = None, metric: str | None = None, *,
+                pipeline: str | None = None, where: str | None = None, by: str | None = None,
+                step: int | None = None, ascending: bool = False, limit: int | None = None) -> pl.DataFrame:
+        """Executions as one table: the params that vary among them, the ``metric`` (final,
+        min, max, at ``step``) and who scored it, best first. ``where`` filters with AND, OR,
+        NOT over params.<key>, metrics.<name> and fields; ``by="dataset"`` adds the raw
+        dataset each run descends from (one row per run and dataset)."""
+        if by not in (None, "dataset"):
+            raise InvalidInputError(f"--by takes 'dataset', not {by!r}.")
+        names = sorted({*([metric] if metric else []), *_metric_names(where)})
+        base = "SELECT id FROM executions WHERE ($1::VARCHAR IS NULL OR stage = $1) AND ($2::VARCHAR IS NULL OR pipeline = $2)"
+        ids = [r[0] for r in self._rows(base, [stage, pipeline])]
+        scores = self.sql(SCORES_SQL, {"ids": ids, "names": names or [""]})
+        frame = self.sql("SELECT id, pipeline, stage, status, started_at, params::VARCHAR AS params, git_commit "
+                         "FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        if where:
+            compiled = compile_where(where, metric_sql="(SELECT s.value FROM scores AS s WHERE s.execution_id = "
+                                                       "{id} AND s.name = ?)")
+            keep = self._filtered(frame, scores, compiled.sql, list(compiled.args))
+            frame = frame.filter(pl.col("id").is_in(keep))
+        frame = _with_varying_params(frame)
+        if metric:
+            mine = scores.filter(pl.col("name") == metric).select(
+                pl.col("execution_id").alias("id"), pl.col("value").alias(metric),
+                pl.col("min_value").alias(f"{metric}_min"), pl.col("max_value").alias(f"{metric}_max"),
+                pl.col("scored_by"))
+            frame = frame.join(mine, on="id", how="left")
+            if step is not None:
+                at = self.sql("SELECT execution_id AS id, value FROM metrics WHERE name = ? AND step = ? "
+                              "AND execution_id IN (SELECT unnest(?::VARCHAR[]))", [metric, step, ids])
+                frame = frame.join(at.rename({"value": f"{metric}_at_{step}"}), on="id", how="left")
+            frame = frame.sort([metric, "started_at"], descending=[not ascending, True], nulls_last=True)
+        else:
+            frame = frame.sort("started_at", descending=True)
+        if by == "dataset":
+            roots = self.sql(ROOTS_SQL, {"ids": frame["id"].to_list()}).rename({"execution_id": "id"})
+            frame = roots.join(frame, on="id", how="right").select(["dataset_name", "dataset", *frame.columns])
+            frame = frame.sort(["dataset_name", *([metric] if metric else [])],
+                               descending=[False, *([not ascending] if metric else [])], nulls_last=True)
+        return frame.head(limit) if limit else frame
+
+    def _filtered(self: Warehouse, frame: pl.DataFrame, scores: pl.DataFrame, where_sql: str,
+                  args: list[Any]) -> list[str]:
+        self._con.register("compared", frame.to_arrow())
+        self._con.register("scores", scores.to_arrow())
+        try:
+            return [r[0] for r in self._rows(f"SELECT id FROM compared WHERE {where_sql}", args)]
+        finally:
+            self._con.unregister("compared")
+            self._con.unregister("scores")
+
+    # -- influence, taint, models ---------------------------------------------------------------------
+
+    def influence(self: Warehouse, ref: str) -> pl.DataFrame:
+        """Everything downstream of an artifact (a corrupted dataset, say): artifacts,
+        executions, models and deployments, with their distance and pipeline."""
+        digest = self.resolve_artifact(ref)
+        down = self.descendants(digest)
+        reached = [digest, *down["hash"].to_list()]
+        depth = [0, *down["depth"].to_list()]
+        return self.sql(
+            """WITH reached AS (SELECT unnest($hashes::VARCHAR[]) AS hash, unnest($depths::INTEGER[]) AS depth)
+               SELECT 'artifact' AS entity, r.hash AS id, a.kind AS kind, a.name AS name, NULL::VARCHAR AS pipeline,
+                      r.depth FROM reached AS r LEFT JOIN artifacts AS a ON a.hash = r.hash WHERE r.depth > 0
+               UNION ALL
+               SELECT 'execution', x.id, x.stage, x.status, x.pipeline, min(r.depth) + 1
+               FROM reached AS r JOIN events AS e ON e.artifact_hash = r.hash AND e.direction = 'in'
+               JOIN executions AS x ON x.id = e.execution_id GROUP BY ALL
+               UNION ALL
+               SELECT 'deployment', d.id, d.environment, d.status, d.project, r.depth
+               FROM reached AS r JOIN deployments AS d ON d.model_hash = r.hash
+               ORDER BY depth, entity, name, id""", {"hashes": reached, "depths": depth})
+
+    def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None) -> pl.DataFrame:
+        """Model artifacts with the run that made them; ``tainted=True`` lists only those
+        downstream of a tainted artifact (with the reason), ``False`` only the others."""
+        return self.sql(
+            """WITH t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash)
+               SELECT m.hash, m.name, m.pipeline, m.project, m.run_id, m.trained_at, m.params::VARCHAR AS params,
+                      t.taint
+               FROM models AS m LEFT JOIN t ON t.hash = m.hash
+               WHERE ($1::BOOLEAN IS NULL OR (t.hash IS NOT NULL) = $1)
+                 AND ($2::VARCHAR IS NULL OR m.project = $2)
+               ORDER BY m.trained_at DESC NULLS LAST, m.hash""", [tainted, project])
+
+    # -- best runs -------------------------------------------------------------------------------------
+
+    def best(self: Warehouse, metric: str, dataset: str | None = None, *, per_dataset: bool = False,
+             stage: str | None = None, ascending: bool = False, limit: int | None = 10) -> pl.DataFrame:
+        """Which runs used a dataset (directly or through derived data) and how they scored,
+        best first, with params and code version; ``per_dataset`` gives the best run of every
+        raw dataset across all pipelines."""
+        if per_dataset == (dataset is not None):
+            raise InvalidInputError("Give a dataset, or per_dataset=True (--per-dataset), not both or neither.")
+        if dataset is not None:
+            ids = self.influence(dataset).filter(pl.col("entity") == "execution")["id"].to_list()
+        else:
+            ids = [r[0] for r in self._rows("SELECT execution_id FROM final_metrics WHERE name = ?", [metric])]
+            ids += [r[0] for r in self._rows(
+                "SELECT DISTINCT o.execution_id FROM events AS o JOIN events AS i ON i.node = o.node "
+                "AND i.direction = 'in' JOIN final_metrics AS f ON f.execution_id = i.execution_id AND f.name = ? "
+                "WHERE o.direction = 'out'", [metric])]
+        scores = self.sql(SCORES_SQL, {"ids": sorted(set(ids)), "names": [metric]}).select(
+            pl.col("execution_id").alias("id"), pl.col("value").alias(metric), "scored_by")
+        runs = self.sql("SELECT id, pipeline, stage, status, params::VARCHAR AS params, git_commit, git_dirty, "
+                        "started_at FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+                        "AND (?::VARCHAR IS NULL OR stage = ?)",
+                        [scores["id"].to_list(), stage, stage]).join(scores, on="id")
+        if not per_dataset:
+            return runs.sort([metric, "started_at"], descending=[not ascending, True]).head(limit or runs.height)
+        roots = self.sql(ROOTS_SQL, {"ids": runs["id"].to_list()}).rename({"execution_id": "id"})
+        ranked = roots.join(runs, on="id").sort([metric, "started_at", "id"], descending=[not ascending, True, False])
+        return ranked.group_by(["dataset", "dataset_name"], maintain_order=True).head(1).sort("dataset_name")
+
+    # -- audit -------------------------------------------------------------------------------------------
+
+    def audit(self: Warehouse, model: str) -> dict[str, Any]:
+        """Everything about a model: its data (every ancestor, by hash), the code and
+        environment of every run upstream, params, fitted params, dev metrics, deployments and
+        serving performance, and who ran what where. ``to_markdown(audit)`` is a model card."""
+        digest = self.resolve_artifact(model)
+        info = self.artifact(digest)
+        ancestors = self.ancestors(digest)
+        hashes = [digest, *ancestors["hash"].to_list()]
+        runs = self.sql(
+            """SELECT DISTINCT x.id, x.pipeline, x.stage, x.status, x.started_at, x.params::VARCHAR AS params,
+                      x.git_repo, x.git_commit, x.git_branch, x.git_dirty, x.env_hash, x.host, x.site, x."user"
+               FROM events AS e JOIN executions AS x ON x.id = e.execution_id
+               WHERE e.direction = 'out' AND e.artifact_hash IN (SELECT unnest(?::VARCHAR[]))
+               ORDER BY x.started_at""", [hashes])
+        evaluations = self.sql(
+            """SELECT f.execution_id, x.stage, f.name, f.value FROM events AS e
+               JOIN final_metrics AS f ON f.execution_id = e.execution_id
+               JOIN executions AS x ON x.id = e.execution_id
+               WHERE e.artifact_hash = ? AND e.direction = 'in' ORDER BY f.execution_id, f.name""", [digest])
+        producers = [p["id"] for p in info["producers"]]
+        own = self.sql("SELECT execution_id, name, value, min_value, max_value, last_step FROM final_metrics "
+                       "WHERE execution_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY name", [producers])
+        return {
+            "model": {k: info.get(k) for k in ("hash", "kind", "name", "size", "uri", "first_seen_at", "properties")},
+            "fitted_params": {r["key"]: json.loads(r["value"]) for r in self.sql(
+                "SELECT key, value::VARCHAR AS value FROM model_params WHERE model_hash = ?", [digest]).to_dicts()},
+            "tainted_by": self.sql("SELECT DISTINCT source, reason FROM tainted WHERE hash = ?", [digest]).to_dicts(),
+            "trained_by": info["producers"],
+            "data": ancestors.to_dicts(),
+            "runs": runs.to_dicts(),
+            "code": runs.select("git_repo", "git_commit", "git_branch", "git_dirty").unique().to_dicts(),
+            "environments": self.sql(
+                "SELECT hash, name, json_extract_string(properties, '$.python') AS python, "
+                "json_array_length(properties, '$.packages') AS packages FROM artifacts "
+                "WHERE hash IN (SELECT unnest(?::VARCHAR[]))", [[e for e in runs["env_hash"].to_list() if e]]).to_dicts(),
+            "metrics": own.to_dicts(),
+            "evaluations": evaluations.to_dicts(),
+            "deployments": self.sql("SELECT * EXCLUDE (params, properties), params::VARCHAR AS params FROM deployments "
+                                    "WHERE model_hash = ? ORDER BY created_at", [digest]).to_dicts(),
+            "serving": self.sql("SELECT deployment_id, name, count(*) AS periods, avg(value) AS mean, min(value) AS min, "
+                                "max(value) AS max, max(period_start) AS last_period FROM serving_metrics "
+                                "WHERE model_hash = ? GROUP BY ALL ORDER BY ALL", [digest]).to_dicts(),
+        }
+
+    # -- features, techniques, datasets ------------------------------------------------------------------
+
+    def feature_effect(self: Warehouse, feature: str, *, metric: str, stage: str = "train") -> pl.DataFrame:
+        """Did adding ``feature`` help? Runs of ``stage`` whose input featureset lists it versus
+        those whose featureset does not, per raw dataset: runs, mean and best score, and the
+        difference of the means."""
+        runs = self.sql(
+            """SELECT DISTINCT e.execution_id AS id,
+                      list_contains(json_extract_string(a.properties, '$.features[*]'), ?) AS with_feature
+               FROM events AS e JOIN executions AS x ON x.id = e.execution_id AND x.stage = ?
+               JOIN artifacts AS a ON a.hash = e.artifact_hash AND a.kind = 'featureset'
+               WHERE e.direction = 'in'""", [feature, stage])
+        if runs.is_empty():
+            raise NotFoundError("run of stage with a featureset input", stage,
+                                hint="Log featuresets with kind='featureset' and properties={'features': [...]}.")
+        scores = self.sql(SCORES_SQL, {"ids": runs["id"].to_list(), "names": [metric]}).select(
+            pl.col("execution_id").alias("id"), pl.col("value").alias("score"))
+        roots = self.sql(ROOTS_SQL, {"ids": runs["id"].to_list()}).rename({"execution_id": "id"})
+        table = roots.join(runs, on="id").join(scores, on="id")
+        per = table.group_by(["dataset_name", "with_feature"]).agg(
+            pl.len().alias("runs"), pl.col("score").mean().alias("mean"), pl.col("score").max().alias("best"))
+        wide = per.pivot(on="with_feature", index="dataset_name", values=["runs", "mean", "best"])
+        for col in ("runs_true", "runs_false", "mean_true", "mean_false", "best_true", "best_false"):
+            if col not in wide.columns:
+                wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
+        return wide.select(
+            pl.col("dataset_name").alias("dataset"), pl.col("runs_true").alias("runs_with"),
+            pl.col("runs_false").alias("runs_without"), pl.col("mean_true").alias("mean_with"),
+            pl.col("mean_false").alias("mean_without"),
+            (pl.col("mean_true") - pl.col("mean_false")).alias("delta"),
+            pl.col("best_true").alias("best_with"), pl.col("best_false").alias("best_without"),
+        ).sort("dataset")
+
+    def techniques(self: Warehouse, project: str | None = None) -> pl.DataFrame:
+        """Which model types and which feature transformations each project and pipeline used."""
+        return self.sql(
+            """SELECT x.project, x.pipeline, CASE a.kind WHEN 'model' THEN 'model type' ELSE 'transformation' END AS what,
+                      coalesce(json_extract_string(a.properties, '$.model_type'),
+                               json_extract_string(a.properties, '$.transformation')) AS technique,
+                      count(DISTINCT a.hash) AS artifacts, count(DISTINCT x.id) AS runs
+               FROM artifacts AS a JOIN events AS e ON e.artifact_hash = a.hash AND e.direction = 'out'
+               JOIN executions AS x ON x.id = e.execution_id
+               WHERE a.kind IN ('model', 'featureset') AND technique IS NOT NULL
+                 AND ($1::VARCHAR IS NULL OR x.project = $1)
+               GROUP BY ALL ORDER BY x.project, x.pipeline, what, runs DESC""", [project])
+
+    def datasets(self: Warehouse, project: str | None = None, since: dt.datetime | None = None) -> pl.DataFrame:
+        """Datasets that runs used (read) in a time window, optionally of one project."""
+        return self.sql(
+            """SELECT a.hash, a.name, count(DISTINCT x.id) AS runs, count(DISTINCT x.pipeline) AS pipelines,
+                      min(x.started_at) AS first_used, max(x.started_at) AS last_used
+               FROM events AS e JOIN executions AS x ON x.id = e.execution_id
+               JOIN artifacts AS a ON a.hash = e.artifact_hash AND a.kind = 'dataset'
+               WHERE e.direction = 'in' AND ($1::VARCHAR IS NULL OR x.project = $1)
+                 AND ($2::TIMESTAMPTZ IS NULL OR x.started_at >= $2)
+               GROUP BY ALL ORDER BY last_used DESC, a.name""", [project, _utc(since)])
+
+    # -- drift, serving, search ---------------------------------------------------------------------------
+
+    def dataset_stats(self: Warehouse, ref: str) -> pl.DataFrame:
+        digest = self.resolve_artifact(ref)
+        return self.sql("SELECT * EXCLUDE (artifact_hash, \"at\", top), top::VARCHAR AS top FROM dataset_stats "
+                        "WHERE artifact_hash = ? ORDER BY \"column\"", [digest])
+
+    def drift(self: Warehouse, a: str, b: str, *, psi_threshold: float = 0.2,
+              mean_threshold: float = 0.5) -> pl.DataFrame:
+        """Covariate shift from dataset ``a`` to ``b`` per numeric column, from their stored
+        statistics: difference of means in pooled std units and the population stability
+        index; ``flagged`` when either is over its threshold."""
+        ha, hb = self.resolve_artifact(a), self.resolve_artifact(b)
+        for h, ref in ((ha, a), (hb, b)):
+            if not self._rows("SELECT 1 FROM dataset_stats WHERE artifact_hash = ? LIMIT 1", [h]):
+                raise NotFoundError("statistics for dataset", ref,
+                                    hint="Record them with tracker.log_dataset_stats(path) or `cmfq stats PATH --record`.")
+        return self.sql("SELECT *, coalesce(psi > ?, false) OR coalesce(abs(std_mean_diff) > ?, false) AS flagged "
+                        "FROM drift(?, ?) ORDER BY psi DESC NULLS LAST, \"column\"",
+                        [psi_threshold, mean_threshold, ha, hb])
+
+    def rank_models(self: Warehouse, metric: str, *, project: str | None = None, exclude_tainted: bool = True,
+                    data_after: dt.datetime | None = None, ascending: bool = False) -> pl.DataFrame:
+        """Candidate models for deployment, best dev score first: not tainted (by default),
+        optionally only those whose newest raw dataset was first seen after ``data_after``."""
+        models = self.models(tainted=False if exclude_tainted else None, project=project)
+        runs = [r for r in models["run_id"].to_list() if r]
+        scores = self.sql(SCORES_SQL, {"ids": runs, "names": [metric]}).select(
+            pl.col("execution_id").alias("run_id"), pl.col("value").alias(metric))
+        fresh = self.sql(ROOTS_SQL, {"ids": runs}).join(
+            self.sql("SELECT hash AS dataset, first_seen_at FROM artifacts"), on="dataset", how="left").group_by(
+            pl.col("execution_id").alias("run_id")).agg(pl.col("first_seen_at").max().alias("newest_data"))
+        ranked = models.join(scores, on="run_id").join(fresh, on="run_id", how="left")
+        if data_after is not None:
+            ranked = ranked.filter(pl.col("newest_data") > _utc(data_after))
+        return ranked.sort(metric, descending=not ascending, nulls_last=True)
+
+    def deployments(self: Warehouse, project: str | None = None, *, history: bool = False) -> pl.DataFrame:
+        """Deployments as they stand (or every status change, with ``history``)."""
+        if history:
+            return self.sql("SELECT * FROM deployment_history WHERE ($1::VARCHAR IS NULL OR project = $1) "
+                            "ORDER BY deployment_id, \"at\"", [project])
+        return self.sql("SELECT id, model_hash, project, environment, status, created_at, updated_at, "
+                        "params::VARCHAR AS params FROM deployments WHERE ($1::VARCHAR IS NULL OR project = $1) "
+                        "ORDER BY created_at DESC", [project])
+
+    def serving(self: Warehouse, deployment: str | None = None, name: str | None = None) -> pl.DataFrame:
+        """Serving performance over time, per deployment and metric."""
+        dep = self.resolve_deployment(deployment) if deployment else None
+        return self.sql("SELECT * FROM serving_metrics WHERE ($1::VARCHAR IS NULL OR deployment_id = $1) "
+                        "AND ($2::VARCHAR IS NULL OR name = $2) ORDER BY deployment_id, name, period_start",
+                        [dep, name])
+
+    def resolve_deployment(self: Warehouse, ref: str) -> str:
+        found = [r[0] for r in self._rows("SELECT id FROM deployments WHERE starts_with(id, ?) ORDER BY id LIMIT 21",
+                                          [ref])]
+        if len(found) == 1:
+            return str(found[0])
+        from cmfq.errors import AmbiguousError
+
+        if found:
+            raise AmbiguousError("deployment", ref, found)
+        raise NotFoundError("deployment", ref, hint="`cmfq deployments` lists them.")
+
+    def search(self: Warehouse, text: str, *, limit: int = 100) -> pl.DataFrame:
+        """Artifacts, executions and annotations whose names, hashes, ids, params or tags mention ``text``."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("Search for some text.")
+        return self.sql("SELECT * FROM search(?) ORDER BY entity, label, id LIMIT ?", [text.strip(), limit])
+
+
+def to_markdown(audit: dict[str, Any]) -> str:
+    """A model card from :meth:`Analytics.audit`."""
+    m = audit["model"]
+    lines = [f"# Model card: {m['name']}", "", f"- **hash**: `{m['hash']}`", f"- **size**: {m['size']} bytes",
+             f"- **first seen**: {m['first_seen_at']}"]
+    if audit["tainted_by"]:
+        lines.append("- **TAINTED**: " + "; ".join(f"{t['reason']} (`{t['source'][:12]}`)" for t in audit["tainted_by"]))
+    for title, rows, cols in (
+        ("Trained by", audit["trained_by"], ["id", "pipeline", "stage", "status", "params"]),
+        ("Metrics (development)", audit["metrics"], ["name", "value", "min_value", "max_value", "last_step"]),
+        ("Evaluations", audit["evaluations"], ["execution_id", "stage", "name", "value"]),
+        ("Data (every ancestor)", audit["data"], ["depth", "kind", "name", "hash"]),
+        ("Runs upstream", audit["runs"], ["stage", "pipeline", "git_commit", "git_dirty", "host", "site", "user"]),
+        ("Environments", audit["environments"], ["hash", "python", "packages"]),
+        ("Deployments", audit["deployments"], ["id", "environment", "status", "created_at", "updated_at"]),
+        ("Serving", audit["serving"], ["deployment_id", "name", "periods", "mean", "min", "max"]),
+    ):
+        lines += ["", f"## {title}", ""]
+        if not rows:
+            lines.append("(none)")
+            continue
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "---|" * len(cols))
+        lines += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows]
+    if audit["fitted_params"]:
+        lines += ["", "## Fitted parameters", ""] + [f"- `{k}` = {json.dumps(v)}" for k, v in audit["fitted_params"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: Any) -> str:
+    text = "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _metric_names(where: str | None) -> set[str]:
+    """Metric names an expression mentions (metrics.<name>), so their scores are computed."""
+    return set(compile_where(where).metrics) if where else set()
+
+
+def _with_varying_params(frame: pl.DataFrame) -> pl.DataFrame:
+    """Spread the params JSON into a column per key whose value is not the same everywhere."""
+    parsed = [json.loads(p) for p in frame["params"].to_list()]
+    keys = sorted({k for p in parsed for k in p})
+    varying = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True) for p in parsed}) > 1]
+    cols = {f"params.{k}": [None if k not in p else p[k] if isinstance(p[k], str | int | float | bool)
+                            else json.dumps(p[k]) for p in parsed] for k in varying}
+    out = frame.drop("params")
+    for name, values in cols.items():
+        out = out.with_columns(pl.Series(name, values, dtype=_dtype(values), strict=False))
+    return out
+
+
+def _dtype(values: list[Any]) -> pl.DataType:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pl.Boolean()
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pl.Float64()
+    return pl.String()
+
+
+def _utc(when: dt.datetime | None) -> dt.datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
