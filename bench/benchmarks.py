@@ -363,3 +363,42 @@ def sync(path: str, repeats: int) -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+# -- analytics ----------------------------------------------------------------------------------------------
+
+
+def analytics(path: str, repeats: int) -> dict[str, Any]:
+    """The cross-pipeline questions of issue 6 on the synthetic warehouse (warm, after one run)."""
+    m = manifest(path)
+    with Warehouse(path) as wh:
+        biggest = wh.sql("SELECT pipeline FROM executions WHERE stage = 'train' GROUP BY 1 "
+                         "ORDER BY count(*) DESC, 1 LIMIT 1")["pipeline"][0]
+        typical = wh.sql("SELECT hash FROM models WHERE pipeline = ? LIMIT 1", [biggest])["hash"][0]
+        cases = {
+            "compare_pipeline_stage": lambda: wh.compare("train", "roc_auc", pipeline=biggest),
+            "influence_shared": lambda: wh.influence(m["shared_dataset"]),
+            "audit_deepest_model": lambda: wh.audit(m["deep_model"]),
+            "audit_typical_model": lambda: wh.audit(typical),
+        }
+        figures, rows = [], {}
+        for name, run in cases.items():
+            rows[name] = _size(run())
+            figures.append(figure(name, [timed_ms(run)[0] for _ in range(repeats)], rows=rows[name]))
+            print(f"  {name}: {figures[-1]['median']:.1f} ms ({rows[name]} rows)", flush=True)
+        best_ms, best = timed_ms(lambda: wh.best("roc_auc", per_dataset=True, stage="train"))
+        figures.append(figure("best_per_dataset", [best_ms], rows=best.height))
+        print(f"  best_per_dataset: {best_ms:.0f} ms ({best.height} datasets)", flush=True)
+        influence = wh.influence(m["shared_dataset"])
+    return {
+        "figures": figures,
+        "checks": [check("influence reaches every descendant",
+                         influence.filter(influence["entity"] == "artifact").height == m["shared_descendants"],
+                         f"{influence.filter(influence['entity'] == 'artifact').height} vs {m['shared_descendants']}"),
+                   check("a best run for every raw dataset with models", best.height >= 300, f"{best.height}")],
+        "info": {"compared_pipeline": biggest, "rows": rows},
+    }
+
+
+def _size(result: Any) -> int:
+    return int(getattr(result, "height", 0) or len(result))

@@ -37,6 +37,10 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "topk_first": ("<=", 500.0, "ms"),
     "peak_rss_above_baseline": ("<=", 300.0, "MB"),
     "push_noop": ("<=", 2000.0, "ms"),
+    "influence_shared": ("<=", 200.0, "ms"),
+    "audit_deepest_model": ("<=", 100.0, "ms"),
+    "audit_typical_model": ("<=", 100.0, "ms"),
+    "best_per_dataset": ("<=", 500.0, "ms"),
 }
 
 
@@ -67,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small warehouse and few repeats (about a minute)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only benchmarks whose name starts with NAME (logging, index_build, lineage, "
-                         "topk, compact, sync; add [fresh] or [compacted] for one variant); repeatable")
+                         "topk, compact, analytics, sync; add [fresh] or [compacted] for one variant); repeatable")
     ap.add_argument("--repeats", type=int, help="repeats of every timed figure (default 3 quick, 7 full)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON result")
     return ap.parse_args(argv)
@@ -85,6 +89,7 @@ def plan(wh: str, compacted: str, sizes: Sizes) -> list[Step]:
             Step(f"lineage[{variant}]", "lineage", {"path": path, "repeats": sizes.repeats}),
             Step(f"topk[{variant}]", "topk", {"path": path, "repeats": sizes.repeats}),
         ]
+    steps.append(Step("analytics", "analytics", {"path": wh, "repeats": sizes.repeats}))
     steps.append(Step("sync", "sync", {"path": wh, "repeats": sizes.repeats}))
     return steps
 
@@ -98,7 +103,7 @@ def select(steps: list[Step], only: list[str], compacted_ready: bool) -> list[St
     if needs_copy and not any(s.function == "compact" for s in chosen):
         chosen.insert(0, next(s for s in steps if s.function == "compact"))
     for s in chosen:
-        if s.function in ("lineage", "topk", "compact"):
+        if s.function in ("lineage", "topk", "compact", "analytics"):
             path = str(s.args.get("path") or s.args["src"])
             out.append(Step(f"setup: index of {Path(path).name}", "prepare_index", {"path": path}, setup=True))
         out.append(s)

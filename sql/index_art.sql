@@ -4,3 +4,6 @@ CREATE INDEX IF NOT EXISTS nodes_hash ON nodes (hash);
 CREATE INDEX IF NOT EXISTS nodes_id ON nodes (id);
 CREATE INDEX IF NOT EXISTS lineage_graph_child ON lineage_graph (child);
 CREATE INDEX IF NOT EXISTS lineage_graph_parent ON lineage_graph (parent);
+-- Point lookups by execution id and by artifact hash (show, diff, audit, resolving names).
+CREATE INDEX IF NOT EXISTS executions_id ON executions (id);
+CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts (hash);

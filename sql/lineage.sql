@@ -35,12 +35,15 @@ CREATE OR REPLACE MACRO children(h) AS TABLE
 SELECT DISTINCT child_hash AS hash, execution_id FROM lineage_edges WHERE parent_hash = h;
 
 -- The executions that wrote artifact `h` (usually one; the same bytes may be made twice).
+-- Matched on the integer node id: a scan of integers, not of 32-character strings.
 CREATE OR REPLACE MACRO producers(h) AS TABLE
-SELECT execution_id FROM idx.events WHERE artifact_hash = h AND direction = 'out';
+SELECT execution_id FROM idx.events
+WHERE node = (SELECT id FROM idx.nodes WHERE hash = h) AND direction = 'out';
 
 -- The executions that read artifact `h`.
 CREATE OR REPLACE MACRO consumers(h) AS TABLE
-SELECT execution_id FROM idx.events WHERE artifact_hash = h AND direction = 'in';
+SELECT execution_id FROM idx.events
+WHERE node = (SELECT id FROM idx.nodes WHERE hash = h) AND direction = 'in';
 
 -- Internal to the query API: the edges (node ids, src -> dst) of the cone upstream of node
 -- `start` (cone_up) or downstream of it (cone_down). A set-semantics UNION over edges ends on

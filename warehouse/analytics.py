@@ -222,22 +222,27 @@ class Analytics:
         serving performance, and who ran what where. ``to_markdown(audit)`` is a model card."""
         digest = self.resolve_artifact(model)
         info = self.artifact(digest)
-        ancestors = self.ancestors(digest)
-        hashes = [digest, *ancestors["hash"].to_list()]
+        start, depth = self._cone("up", digest)
+        ancestors = self._label(depth)
+        # Producers of the model and of its ancestors, found on integer node ids.
+        nodes = [start, *depth]
+        run_ids = [r[0] for r in self._rows(
+            f"SELECT DISTINCT execution_id FROM idx.events WHERE direction = 'out' AND node IN "
+            f"({', '.join('?' * len(nodes))})", nodes)]
         runs = self.sql(
-            """SELECT DISTINCT x.id, x.pipeline, x.stage, x.status, x.started_at, x.params::VARCHAR AS params,
-                      x.git_repo, x.git_commit, x.git_branch, x.git_dirty, x.env_hash, x.host, x.site, x."user"
-               FROM events AS e JOIN executions AS x ON x.id = e.execution_id
-               WHERE e.direction = 'out' AND e.artifact_hash IN (SELECT unnest(?::VARCHAR[]))
-               ORDER BY x.started_at""", [hashes])
+            f"""SELECT id, pipeline, stage, status, started_at, params::VARCHAR AS params, git_repo, git_commit,
+                       git_branch, git_dirty, env_hash, host, site, "user"
+                FROM executions WHERE id IN ({', '.join('?' * len(run_ids)) or 'NULL'})
+                ORDER BY started_at""", run_ids)
+        eval_ids = [r[0] for r in self._rows("SELECT execution_id FROM consumers(?)", [digest])]
         evaluations = self.sql(
-            """SELECT f.execution_id, x.stage, f.name, f.value FROM events AS e
-               JOIN final_metrics AS f ON f.execution_id = e.execution_id
-               JOIN executions AS x ON x.id = e.execution_id
-               WHERE e.artifact_hash = ? AND e.direction = 'in' ORDER BY f.execution_id, f.name""", [digest])
+            f"""SELECT f.execution_id, x.stage, f.name, f.value FROM final_metrics AS f
+                JOIN executions AS x ON x.id = f.execution_id
+                WHERE f.execution_id IN ({', '.join('?' * len(eval_ids)) or 'NULL'})
+                ORDER BY f.execution_id, f.name""", eval_ids)
         producers = [p["id"] for p in info["producers"]]
         own = self.sql("SELECT execution_id, name, value, min_value, max_value, last_step FROM final_metrics "
-                       "WHERE execution_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY name", [producers])
+                       f"WHERE execution_id IN ({', '.join('?' * len(producers)) or 'NULL'}) ORDER BY name", producers)
         return {
             "model": {k: info.get(k) for k in ("hash", "kind", "name", "size", "uri", "first_seen_at", "properties")},
             "fitted_params": {r["key"]: json.loads(r["value"]) for r in self.sql(

@@ -100,6 +100,7 @@ def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progres
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
     _run_in_idx(con, "index_art")  # no-op when they exist; after a bulk load, built in one go
+    con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])
     report.seconds = time.perf_counter() - started
     return report
 
@@ -128,6 +129,12 @@ def _load_missing(con: duckdb.DuckDBPyConnection, source: Source, on_disk: dict[
             progress(done, len(new))
 
 
+def _ddl_digest() -> str:
+    import hashlib
+
+    return hashlib.sha1((sql.read("index_schema") + sql.read("index_art")).encode()).hexdigest()
+
+
 def loaded_partitions(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:
     names = {r[0] for r in con.execute("SELECT name FROM idx._cmfq_partitions").fetchall()}
     replaced = {r[0] for r in con.execute("SELECT name FROM idx._cmfq_replaced").fetchall()}
@@ -139,10 +146,17 @@ def pending(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
     try:
         version = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'index_version'").fetchone()
         loaded, _ = loaded_partitions(con)
+        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'idx'")
+                   .fetchall()}
     except duckdb.CatalogException:
         return True
     if not version or version[0] != INDEX_VERSION:
         return True
+    if not {*TABLES, "nodes", "lineage_graph"} <= present:
+        return True  # made by a cmfq that had fewer tables: create them (their partitions load as new)
+    ddl = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'ddl'").fetchone()
+    if not ddl or ddl[0] != _ddl_digest():
+        return True  # new bookkeeping tables or indexes to create (no rebuild needed)
     on_disk = {str(n) for n in source.partitions()}
     return on_disk != loaded
 

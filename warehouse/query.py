@@ -336,7 +336,11 @@ class Warehouse(Analytics):
                 LEFT JOIN executions x ON x.id = h.execution_id ORDER BY a.name, h.hash""", [digest])
 
     def _walk(self, direction: Literal["up", "down"], ref: str, max_depth: int | None) -> pl.DataFrame:
-        digest = self.resolve_artifact(ref)
+        return self._label(self._cone(direction, self.resolve_artifact(ref), max_depth)[1])
+
+    def _cone(self, direction: Literal["up", "down"], digest: str, max_depth: int | None = None
+              ) -> tuple[int, dict[int, int]]:
+        """The start's node id, and the node id and depth of everything up or downstream."""
         (start,), = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
         # A deep, narrow walk is hundreds of tiny ART probes, where one thread avoids per-hop
         # task scheduling (twice as fast); a wide one scans, where two threads help. The
@@ -348,7 +352,7 @@ class Warehouse(Analytics):
             edges = self._rows(f"SELECT src, dst FROM cone_{direction}(?)", [start])
         finally:
             self._con.execute("RESET threads")
-        return self._label(_breadth_first(start, edges, max_depth))
+        return start, _breadth_first(start, edges, max_depth)
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""

@@ -126,3 +126,15 @@ def test_verify_sweeps_old_temp_files_only(warehouse_dir: Path) -> None:
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     report = verify(Layout(warehouse_dir))
     assert report.temp_removed == 1 and not old.exists() and fresh.exists() and report.bad == []
+
+
+def test_an_index_made_before_a_new_table_existed_is_upgraded(warehouse_dir: Path) -> None:
+    import duckdb
+
+    make_chain(warehouse_dir, "p", ["a"])
+    cmfq.Warehouse(warehouse_dir).close()
+    con = duckdb.connect(str(warehouse_dir / "_cache" / "index.duckdb"))
+    con.execute("DROP TABLE deployments")  # as an index written by a cmfq without deployments
+    con.close()
+    with cmfq.Warehouse(warehouse_dir) as wh:
+        assert wh.deployments().height == 0 and wh.executions().height == 1
