@@ -32,11 +32,15 @@ demo: $(BIN)/python
 	@$(BIN)/cmfq -w demo/.cmfq sql "SELECT x.pipeline, count(*) AS runs, round(max(m.value), 4) AS best_roc_auc \
 	  FROM executions x JOIN final_metrics m ON m.execution_id = x.id AND m.name = 'roc_auc' GROUP BY 1 ORDER BY 1"
 	@echo; echo "Next: cd demo && ../$(BIN)/cmfq --help"
+	@echo "Open the app on the demo warehouse: $(BIN)/cmfq ui -w demo/.cmfq   (then http://127.0.0.1:8501)"
 
 # Tests run against the installed package (editable here; tests/test_packaging.py also builds
-# the wheel and runs it from a temp folder). git is needed by the git/DVC tests.
+# the wheel and runs it from a temp folder). git is needed by the git/DVC tests, Debian's
+# chromium by the browser tests (Playwright drives it; its own browser download is unreachable).
 test: $(BIN)/python
 	@command -v git >/dev/null || { echo "installing git"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq git; }
+	@command -v chromium >/dev/null || { echo "installing chromium for the browser tests"; \
+	  $(SUDO) apt-get install -y -qq chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
 	$(PIP) install -e ".[test]"
 	$(BIN)/pytest
 

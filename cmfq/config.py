@@ -7,6 +7,8 @@ import socket
 from pathlib import Path
 
 ENV_WAREHOUSE = "CMFQ_WAREHOUSE"
+ENV_UI_REMOTE = "CMFQ_UI_REMOTE"  # set by `cmfq ui --remote`: the app reads that remote in place
+ENV_UI_REMOTE_OPTIONS = "CMFQ_UI_REMOTE_OPTIONS"  # its saved options as JSON (never secrets)
 ENV_SITE = "CMFQ_SITE"
 DEFAULT_WAREHOUSE = ".cmfq"
 

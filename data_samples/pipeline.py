@@ -34,6 +34,7 @@ its own content hash. Seeds are fixed: every run logs the same hashes and the sa
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 import shlex
@@ -149,6 +150,7 @@ class DemoSummary:
             f"{w} executions --status failed",
             f"{w} show {self.best_model[:12]}",
             f"{w} lineage {self.best_model[:12]}",
+            f"cmfq ui -w {shlex.quote(str(self.warehouse))}   # the app, then http://127.0.0.1:8501",
             f"{w} sql \"SELECT x.pipeline, count(*) AS models, max(m.value) AS best_roc_auc "
             "FROM final_metrics m JOIN executions x ON x.id = m.execution_id "
             "WHERE m.name = 'roc_auc' GROUP BY ALL ORDER BY best_roc_auc DESC\"",
@@ -307,28 +309,37 @@ def evaluate(t: cmfq.Tracker, fs: _Files, model_path: Path, features: Path) -> t
         return model_hash, metrics
 
 
-#: Where each pipeline's latest model goes. The boosting tumor model is replaced by the
-#: linear one in production, so its staging deployment ends archived.
-DEPLOY_TO = {"tumor-classifier": "staging", "tumor-classifier-linear": "production", "wine-classifier": "staging"}
+#: The demo's last week in service: where each pipeline's latest model went, on which day
+#: (0 = a week ago) and, for one, when it was retired. The boosting tumor model was staged first,
+#: the linear one went to production two days later and the staged one was archived the day after.
+DEPLOYMENTS = {"tumor-classifier": ("staging", 0, 3), "wine-classifier": ("staging", 1, None),
+               "tumor-classifier-linear": ("production", 2, None)}
 SERVING_DAYS = 7
-FIRST_DAY_US = 1_793_491_200_000_000  # 2026-11-01 00:00 UTC: serving periods are days from here
-DAY_US = 86_400_000_000
 
 
-def deploy(t: cmfq.Tracker, model_path: Path, features: Path, *, environment: str) -> None:
-    """Deploy a model and record a week of its serving accuracy. Each day's traffic is a
-    bootstrap sample of the held-out test rows: real predictions, scored against real labels."""
-    dep = t.deploy(model_path, environment, params={"threshold": 0.5, "batch_size": 64})
+def deploy(t: cmfq.Tracker, model_path: Path, features: Path) -> None:
+    """Deploy a model and record its daily serving accuracy while it was in service. Each day's
+    traffic is a bootstrap sample of the held-out test rows: real predictions, scored against
+    real labels (same numbers every run; only the dates follow the calendar)."""
+    environment, first_day, retired = DEPLOYMENTS[t.pipeline]
+    week = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=7)
+    dep = t.deploy(model_path, environment, params={"threshold": 0.5, "batch_size": 64},
+                   at=week + dt.timedelta(days=first_day, hours=9))
     model = pickle.loads(model_path.read_bytes())
     x, y = _xy(features)
     rng = np.random.default_rng(SEED)
-    for day in range(SERVING_DAYS):
+    for day in range(first_day, retired if retired is not None else SERVING_DAYS):
         rows = rng.integers(0, len(y), size=len(y))
         accuracy = float((model.predict(x[rows]) == y[rows]).mean())
-        dep.log_serving_metric("accuracy", accuracy, period_start=FIRST_DAY_US + day * DAY_US,
-                               period_end=FIRST_DAY_US + (day + 1) * DAY_US)
-    if t.pipeline == "tumor-classifier":
-        dep.set_status("archived")
+        start = week + dt.timedelta(days=day)
+        dep.log_serving_metric("accuracy", accuracy, period_start=_us(start),
+                               period_end=_us(start + dt.timedelta(days=1)))
+    if retired is not None:
+        dep.set_status("archived", at=week + dt.timedelta(days=retired, hours=9))
+
+
+def _us(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
 
 
 # -- putting it together ------------------------------------------------------------------------------
@@ -416,7 +427,7 @@ def _run(plan: _Plan, workdir: Path, warehouse: Path, echo: Echo
             scored.append((metrics["roc_auc"], plan.pipeline, model_hash, fs.name(model)))
             echo(f"{label} -> roc_auc {metrics['roc_auc']:.4f}  avg_prec {metrics['avg_prec']:.4f}")
         if latest is not None:
-            deploy(t, *latest, environment=DEPLOY_TO[plan.pipeline])
+            deploy(t, *latest)
     return ran, failed, scored
 
 

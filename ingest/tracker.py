@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import datetime as dt
 import getpass
 import json
 import os
@@ -52,6 +53,13 @@ def current_execution() -> Execution | None:
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _us(when: dt.datetime | None) -> int | None:
+    """Unix microseconds of ``when`` (naive times are taken as UTC)."""
+    if when is None:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1_000_000)
 
 
 def _json(value: Mapping[str, Any] | None, what: str) -> str:
@@ -185,13 +193,15 @@ class Tracker:
 
     def deploy(self, model: str | os.PathLike[str], environment: str, *, status: str = "active",
                featureset: str | os.PathLike[str] | None = None, params: Mapping[str, Any] | None = None,
-               properties: Mapping[str, Any] | None = None) -> Deployment:
-        """Record that a model is deployed (or scheduled) in an environment; the returned
-        :class:`Deployment` logs status changes and serving metrics."""
+               properties: Mapping[str, Any] | None = None, at: dt.datetime | None = None) -> Deployment:
+        """Record that a model is deployed (or scheduled) in an environment, now or ``at`` a
+        given time (for back-filled history); the returned :class:`Deployment` logs status
+        changes and serving metrics."""
         self._check_open()
         row = facts.deployment(uuid7(), self._hash_of(model), environment, status, site=self.site,
                                project=self.project, params=params, properties=properties,
-                               featureset_hash=self._hash_of(featureset) if featureset is not None else None)
+                               featureset_hash=self._hash_of(featureset) if featureset is not None else None,
+                               at=_us(at))
         self._add("deployments", row)
         self._writer.commit()
         return Deployment(self, row)
@@ -425,14 +435,15 @@ class Deployment:
     def status(self) -> str:
         return str(self._row["status"])
 
-    def set_status(self, status: str) -> None:
-        """Move to ``scheduled``, ``active``, ``archived`` or ``failed``; the timeline keeps every step."""
+    def set_status(self, status: str, *, at: dt.datetime | None = None) -> None:
+        """Move to ``scheduled``, ``active``, ``archived`` or ``failed`` (now, or ``at`` a given
+        time); the timeline keeps every step."""
         self._row = facts.deployment(self.id, self._row["model_hash"], self._row["environment"], status,
                                      site=self._row["site"], project=self._row["project"],
                                      featureset_hash=self._row["featureset_hash"],
                                      params=json.loads(self._row["params"]),
                                      properties=json.loads(self._row["properties"]),
-                                     at=max(_now_us(), self._row["at"] + 1))
+                                     at=max(_us(at) or _now_us(), self._row["at"] + 1))
         self.tracker._add("deployments", dict(self._row))
         self.tracker._writer.commit()
 

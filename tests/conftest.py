@@ -159,3 +159,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None =
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(BIN / "cmfq"), *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo warehouse (three real sklearn pipelines), built once for the session."""
+    from cmfq.data_samples.pipeline import build_demo
+
+    summary = build_demo(tmp_path_factory.mktemp("demo") / "demo", echo=lambda line: None)
+    return summary.warehouse

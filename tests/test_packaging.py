@@ -54,7 +54,8 @@ def test_wheel_has_one_top_level_package_and_its_data(wheel: Path) -> None:
     assert sorted(n for n in names if n.startswith("cmfq/sql/") and n.endswith(".sql")) == sql_files
     for needed in ["cmfq/sql/views.sql", "cmfq/sql/lineage.sql", "cmfq/py.typed",
                    "cmfq/warehouse/query.py", "cmfq/ingest/tracker.py", "cmfq/cli/main.py",
-                   "cmfq/app/__init__.py", "cmfq/data_samples/__init__.py"]:
+                   "cmfq/app/__init__.py", "cmfq/app/Overview.py", "cmfq/app/pages/3_Lineage.py",
+                   "cmfq/app/pages/7_SQL_console.py", "cmfq/data_samples/__init__.py"]:
         assert needed in names, needed
 
 

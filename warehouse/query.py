@@ -90,6 +90,10 @@ class Warehouse(Analytics):
         """Partitions skipped at the last refresh, each with the reason."""
         return [str(e) for e in self.report.rejected]
 
+    def problems_list(self) -> list[str]:
+        """:attr:`problems` as a call (for callers that go through method names)."""
+        return self.problems
+
     def refresh(self) -> RefreshReport:
         """Pick up what was logged (or pushed) since this warehouse was opened."""
         if self._remote is not None:
@@ -129,6 +133,26 @@ class Warehouse(Analytics):
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.relation(query, params).fetchall()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts (pipelines, executions, artifacts, models, sites, failures), the size of the
+        partitions, and when this warehouse last pushed or pulled."""
+        counts = self.sql(
+            """SELECT (SELECT count(*) FROM pipelines) AS pipelines, (SELECT count(*) FROM executions) AS executions,
+                      (SELECT count(*) FROM executions WHERE status IN ('failed', 'interrupted')) AS failures,
+                      (SELECT count(*) FROM artifacts) AS artifacts,
+                      (SELECT count(*) FROM artifacts WHERE kind = 'model') AS models,
+                      (SELECT count(DISTINCT site) FROM executions) AS sites,
+                      (SELECT count(*) FROM deployments WHERE status = 'active') AS active_deployments""").row(
+            0, named=True)
+        info: dict[str, Any] = {**counts, "root": self.root, "partitions": 0, "bytes": 0, "last_sync": None}
+        if self.layout is not None:
+            sizes = [self.layout.path(n).stat().st_size for n in self.layout.partitions()
+                     if self.layout.path(n).exists()]
+            remotes = (self.layout.settings().get("remotes") or {}).values()
+            syncs = [t for r in remotes for t in (r.get("last_push"), r.get("last_pull")) if t]
+            info.update(partitions=len(sizes), bytes=sum(sizes), last_sync=max(syncs) if syncs else None)
+        return info
 
     # -- listings -------------------------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""Executions: filter runs, open one, diff it with another."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import streamlit as st
+
+from cmfq.app import charts, data
+
+
+def _label(frame: pl.DataFrame, exec_id: str) -> str:
+    row = frame.filter(pl.col("id") == exec_id).row(0, named=True)
+    params = {k.removeprefix("params."): v for k, v in row.items() if k.startswith("params.") and v is not None}
+    return f"{row['pipeline']} / {row['stage']} · {row['status']} · {json.dumps(params)[:60]}"
+
+
+st.set_page_config(page_title="cmfq · Executions", page_icon="🗂️", layout="wide")
+data.sidebar()
+st.title("Executions")
+
+pipelines = data.get("pipelines")["name"].to_list()
+stages = sorted(set(data.get("stages")["stage"].to_list()))
+c1, c2, c3 = st.columns(3)
+pipeline = c1.selectbox("Pipeline", ["(all)", *pipelines])
+stage = c2.selectbox("Stage", ["(all)", *stages])
+status = c3.selectbox("Status", ["(all)", "completed", "failed", "running", "interrupted"])
+where = st.text_input("Filter", placeholder="params.n_est >= 100 AND (metrics.roc_auc > 0.9 OR status = failed)",
+                      help="params.<key>, metrics.<name>, stage, status... with = != < <= > >=, AND, OR, NOT, ( )")
+conditions = [w for w in [where.strip(), f"status = '{status}'" if status != "(all)" else ""] if w]
+table = data.get("compare", None if stage == "(all)" else stage, None,
+                 pipeline=None if pipeline == "(all)" else pipeline,
+                 where=" AND ".join(f"({c})" for c in conditions) or None)
+st.caption(f"{table.height} executions")
+st.dataframe(table, hide_index=True, width="stretch")
+if table.is_empty():
+    st.stop()
+
+st.divider()
+ids = table["id"].to_list()
+chosen = st.selectbox("Execution", ids, format_func=lambda i: f"{i}  ·  {_label(table, i)}")
+run = data.get("execution", chosen)
+a, b = st.columns([1, 1])
+with a:
+    st.subheader(f"{run['stage']} · {run['status']}")
+    st.write({k: run[k] for k in ("pipeline", "started_at", "duration_s", "site", "host", "user", "cmd")})
+    st.markdown("**Code**")
+    st.write({k: run[k] for k in ("git_repo", "git_commit", "git_branch", "git_dirty", "env_hash")})
+    if run["error"]:
+        st.error(run["error"])
+with b:
+    st.markdown("**Parameters**")
+    st.json(run["params"], expanded=True)
+    st.markdown("**Metrics**")
+    st.dataframe(pl.DataFrame(run["metrics"]) if run["metrics"] else pl.DataFrame(), hide_index=True)
+st.markdown("**Inputs**")
+st.dataframe(pl.DataFrame(run["inputs"]) if run["inputs"] else pl.DataFrame(), hide_index=True,
+             width="stretch")
+st.markdown("**Outputs**")
+st.dataframe(pl.DataFrame(run["outputs"]) if run["outputs"] else pl.DataFrame(), hide_index=True,
+             width="stretch")
+history = data.get("metric_history", chosen)
+stepped = history.filter(pl.col("step").is_not_null())
+if stepped.height:
+    name = st.selectbox("Metric curve", sorted(set(stepped["name"])))
+    st.altair_chart(charts.curves(stepped.filter(pl.col("name") == name).with_columns(pl.lit(chosen[:13]).alias("run")),
+                                  name), width="stretch")
+
+st.divider()
+other = st.selectbox("Diff with", [i for i in ids if i != chosen] or ["(no other execution)"])
+if st.button("Diff", disabled=other == "(no other execution)"):
+    d = data.get("diff", chosen, other)
+    for title, frame in (("Parameters", d.params), ("Metrics", d.metrics), ("Inputs and outputs", d.artifacts),
+                         ("Code", d.code), ("Environment", d.environment)):
+        st.markdown(f"**{title}**" + ("" if frame.height else " — no difference"))
+        if frame.height:
+            st.dataframe(frame, hide_index=True, width="stretch")
