@@ -7,6 +7,7 @@ minute (or until "Refresh" is pressed).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -70,6 +71,15 @@ def _close(where: str) -> None:
         _CLOSERS.pop(where, None)
         if wh is not None:
             wh.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close what is still open at exit: a DuckDB database torn down by the interpreter's
+    finalization (while a timer thread may still hold it) can abort the process."""
+    for where, timer in list(_CLOSERS.items()):
+        timer.cancel()
+        _close(where)
 
 
 def get(method: str, *args: Any, **kwargs: Any) -> Any:

@@ -375,7 +375,14 @@ def analytics(path: str, repeats: int) -> dict[str, Any]:
         biggest = wh.sql("SELECT pipeline FROM executions WHERE stage = 'train' GROUP BY 1 "
                          "ORDER BY count(*) DESC, 1 LIMIT 1")["pipeline"][0]
         typical = wh.sql("SELECT hash FROM models WHERE pipeline = ? LIMIT 1", [biggest])["hash"][0]
+        # The issue's "compare over 10k executions of a stage": the train runs of the biggest
+        # pipelines, taken until they add up to 10,000, chosen through an OR filter.
+        chosen = wh.sql("SELECT pipeline, sum(count(*)) OVER (ORDER BY count(*) DESC, pipeline) AS total "
+                        "FROM executions WHERE stage = 'train' GROUP BY 1 ORDER BY total")
+        upto = chosen.filter(chosen["total"].shift(1, fill_value=0) < 10_000)["pipeline"].to_list()
+        ten_k = " OR ".join(f"pipeline = '{p}'" for p in upto)
         cases = {
+            "compare_10k_stage_runs": lambda: wh.compare("train", "roc_auc", where=ten_k, limit=100),
             "compare_pipeline_stage": lambda: wh.compare("train", "roc_auc", pipeline=biggest),
             "influence_shared": lambda: wh.influence(m["shared_dataset"]),
             "audit_deepest_model": lambda: wh.audit(m["deep_model"]),
@@ -396,9 +403,55 @@ def analytics(path: str, repeats: int) -> dict[str, Any]:
                          influence.filter(influence["entity"] == "artifact").height == m["shared_descendants"],
                          f"{influence.filter(influence['entity'] == 'artifact').height} vs {m['shared_descendants']}"),
                    check("a best run for every raw dataset with models", best.height >= 300, f"{best.height}")],
-        "info": {"compared_pipeline": biggest, "rows": rows},
+        "info": {"compared_pipeline": biggest, "rows": rows, "compare_10k_filter": ten_k,
+                 "compare_10k_runs": int(chosen.filter(chosen["pipeline"].is_in(upto))["total"].max() or 0)},
     }
 
 
 def _size(result: Any) -> int:
     return int(getattr(result, "height", 0) or len(result))
+
+
+# -- app ----------------------------------------------------------------------------------------------
+
+#: The warehouse of issue 7's app target: 100k executions (the full one is 1M).
+APP_PARAMS = {"executions": 100_000, "main_pipelines": 60, "shared_pipelines": 200}
+
+
+def app_pages(repeats: int, quick: bool = False) -> dict[str, Any]:
+    """Every page of `cmfq ui` in headless Chromium on a 100k-execution warehouse (20k with
+    --quick): the first visit (cold caches) and later visits, until rendered."""
+    import os
+    import sys
+
+    import synth
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from tests.browser.chromium import PAGES, chromium, open_page
+    from tests.conftest import _free_port, start_server, stop_server
+
+    path, m = synth.ensure(synth.QUICK if quick else synth.Params(**APP_PARAMS), progress=False)
+    Warehouse(path).close()  # build the index first: the page times are about the app
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server([str(Path(sys.executable).parent / "cmfq"), "ui", "-w", str(path), "--port", str(port)],
+                          url + "/_stcore/health", timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    figures, errors = [], []
+    try:
+        with chromium() as browser:
+            for name, page_path in PAGES.items():
+                times = []
+                for _ in range(repeats + 1):
+                    page, seconds = open_page(browser, url, page_path, timeout_ms=300_000)
+                    if page.locator('[data-testid="stException"]').count():
+                        errors.append(name)
+                    page.close()
+                    times.append(seconds * 1000)
+                figures.append(figure(f"page_{name}_first", times[:1]))
+                figures.append(figure(f"page_{name}_warm", times[1:]))
+                print(f"  {name}: first {times[0]:.0f} ms, warm {statistics.median(times[1:]):.0f} ms", flush=True)
+    finally:
+        stop_server(server)
+    return {"figures": figures, "checks": [check("no page shows a traceback", not errors, ", ".join(errors))],
+            "info": {"executions": m.get("executions"), "warehouse": str(path)}}

@@ -37,7 +37,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "topk_first": ("<=", 500.0, "ms"),
     "peak_rss_above_baseline": ("<=", 300.0, "MB"),
     "push_noop": ("<=", 2000.0, "ms"),
+    "compare_10k_stage_runs": ("<=", 300.0, "ms"),
     "influence_shared": ("<=", 200.0, "ms"),
+    **{f"page_{p}_first": ("<=", 5000.0, "ms") for p in ("overview", "executions", "artifacts", "lineage",
+                                                          "compare_models", "compare_datasets", "deployments",
+                                                          "sql_console")},
     "audit_deepest_model": ("<=", 100.0, "ms"),
     "audit_typical_model": ("<=", 100.0, "ms"),
     "best_per_dataset": ("<=", 500.0, "ms"),
@@ -71,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small warehouse and few repeats (about a minute)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only benchmarks whose name starts with NAME (logging, index_build, lineage, "
-                         "topk, compact, analytics, sync; add [fresh] or [compacted] for one variant); repeatable")
+                         "topk, compact, analytics, app, sync; add [fresh] or [compacted] for one variant); repeatable")
     ap.add_argument("--repeats", type=int, help="repeats of every timed figure (default 3 quick, 7 full)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON result")
     return ap.parse_args(argv)
@@ -90,6 +94,7 @@ def plan(wh: str, compacted: str, sizes: Sizes) -> list[Step]:
             Step(f"topk[{variant}]", "topk", {"path": path, "repeats": sizes.repeats}),
         ]
     steps.append(Step("analytics", "analytics", {"path": wh, "repeats": sizes.repeats}))
+    steps.append(Step("app", "app_pages", {"repeats": sizes.repeats, "quick": sizes is QUICK_SIZES}))
     steps.append(Step("sync", "sync", {"path": wh, "repeats": sizes.repeats}))
     return steps
 

@@ -66,6 +66,36 @@ LEFT JOIN own ON own.execution_id = x.id
 LEFT JOIN downstream AS d ON d.execution_id = x.id
 WHERE own.value IS NOT NULL OR d.value IS NOT NULL;
 
+-- The best run of every raw dataset (an artifact nothing produced, of kind dataset): among the
+-- runs that read it directly or through derived data, the best score of `metric` (run_scores),
+-- ties to the latest run, then the smallest id. `in_stage` keeps runs of one stage (NULL: all);
+-- `lowest_first` ranks the smallest score first. Rather than finding the roots of every run,
+-- the best rank climbs the lineage graph: a node keeps the best rank of the runs below it and
+-- is visited again only when that rank improves, so the work stays near one pass per node.
+CREATE OR REPLACE MACRO best_per_dataset(metric, in_stage := NULL, lowest_first := false) AS TABLE
+WITH RECURSIVE ranked AS (
+    SELECT s.execution_id, s.score, s.scored_by,
+           row_number() OVER (ORDER BY CASE WHEN lowest_first THEN s.score ELSE -s.score END,
+                                       x.started_at DESC, s.execution_id) AS rk
+    FROM run_scores(metric) AS s JOIN idx.executions AS x ON x.id = s.execution_id
+    WHERE in_stage IS NULL OR x.stage = in_stage
+),
+best(node, rk) USING KEY (node) AS (
+    SELECT e.node, min(r.rk) FROM ranked AS r
+    JOIN idx.events AS e ON e.execution_id = r.execution_id AND e.direction = 'in'
+    GROUP BY e.node
+    UNION
+    SELECT c.parent, c.rk FROM (
+        SELECT g.parent, min(b.rk) AS rk FROM best AS b JOIN idx.lineage_graph AS g ON g.child = b.node
+        GROUP BY g.parent
+    ) AS c
+    WHERE NOT EXISTS (SELECT 1 FROM recurring.best AS seen WHERE seen.node = c.parent AND seen.rk <= c.rk)
+)
+SELECT n.hash AS dataset, n.name AS dataset_name, r.execution_id, r.score, r.scored_by
+FROM best AS b JOIN idx.nodes AS n ON n.id = b.node JOIN ranked AS r ON r.rk = b.rk
+WHERE coalesce(n.kind, 'dataset') = 'dataset'
+  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = b.node AND p.direction = 'out');
+
 -- Everything downstream of a tainted artifact is tainted; the reason travels with it.
 CREATE OR REPLACE VIEW tainted AS
 SELECT t.hash AS source, t.reason, t.hash, 0 AS depth FROM taints AS t

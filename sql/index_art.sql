@@ -6,4 +6,5 @@ CREATE INDEX IF NOT EXISTS lineage_graph_child ON lineage_graph (child);
 CREATE INDEX IF NOT EXISTS lineage_graph_parent ON lineage_graph (parent);
 -- Point lookups by execution id and by artifact hash (show, diff, audit, resolving names).
 CREATE INDEX IF NOT EXISTS executions_id ON executions (id);
+CREATE INDEX IF NOT EXISTS final_metrics_execution ON final_metrics (execution_id);
 CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts (hash);

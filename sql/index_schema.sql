@@ -11,6 +11,12 @@ CREATE TABLE IF NOT EXISTS _cmfq_replaced (name VARCHAR, by_name VARCHAR);
 -- size are copied from artifacts so that a walk's answer is labelled without a second join.
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER, hash VARCHAR, kind VARCHAR, name VARCHAR, size BIGINT);
 
+-- The final value of every metric of every execution (the last coarse value, else the value
+-- at the last step) with its min and max: kept in step at each merge, so that scoring runs
+-- reads one row per metric instead of aggregating every step of every run.
+CREATE TABLE IF NOT EXISTS final_metrics (execution_id VARCHAR, name VARCHAR, value DOUBLE, last_step BIGINT,
+                                          min_value DOUBLE, max_value DOUBLE);
+
 -- Artifact -> artifact edges through an execution (each input x each output), by node id.
 CREATE TABLE IF NOT EXISTS lineage_graph (parent INTEGER, child INTEGER, execution_id VARCHAR);
 -- (The events table also carries each artifact's node id, in a column `node`.)

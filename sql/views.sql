@@ -70,10 +70,4 @@ FROM idx.executions AS e, unnest(json_keys(e.params)) AS k(key);
 
 -- One value per (execution, metric): the coarse value when logged, else the last step's.
 CREATE OR REPLACE VIEW final_metrics AS
-SELECT execution_id, name,
-       arg_max(value, (step IS NULL, coalesce(step, 0), "at")) AS value,
-       max(step) AS last_step,
-       min(value) AS min_value,
-       max(value) AS max_value
-FROM idx.metrics
-GROUP BY execution_id, name;
+SELECT execution_id, name, value, last_step, min_value, max_value FROM idx.final_metrics;

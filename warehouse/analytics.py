@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,49 @@ SELECT coalesce(own.execution_id, d.execution_id) AS execution_id, coalesce(own.
        coalesce(own.max_value, d.max_value) AS max_value,
        CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
 FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
+"""
+
+
+#: compare(): the runs of a stage/pipeline (?, ?) where {early} holds, scored on the metrics in
+#: the two lists (the result's metric is the last ?), kept where {late} holds. Columns: the run, its params as
+#: text, and value/min/max/scored_by of the chosen metric.
+COMPARE_SQL = """
+WITH sel AS (SELECT * FROM executions
+             WHERE (?::VARCHAR IS NULL OR stage = ?) AND (?::VARCHAR IS NULL OR pipeline = ?) AND ({early})),
+own AS (SELECT f.execution_id, f.name, f.value, f.min_value, f.max_value FROM final_metrics AS f
+        WHERE f.execution_id IN (SELECT id FROM sel) AND list_contains(?::VARCHAR[], f.name)),
+downstream AS (
+    SELECT o.execution_id, f.name, max(f.value) AS value, arg_max(f.execution_id, f.value) AS scored_by,
+           min(f.min_value) AS min_value, max(f.max_value) AS max_value
+    FROM idx.events AS o
+    JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
+    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains(?::VARCHAR[], f.name)
+    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM sel)
+    GROUP BY o.execution_id, f.name
+),
+scores AS (
+    SELECT coalesce(own.execution_id, d.execution_id) AS execution_id, coalesce(own.name, d.name) AS name,
+           coalesce(own.value, d.value) AS value, coalesce(own.min_value, d.min_value) AS min_value,
+           coalesce(own.max_value, d.max_value) AS max_value,
+           CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
+    FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
+),
+kept AS (SELECT * FROM sel WHERE {late})
+SELECT k.id, k.pipeline, k.stage, k.status, k.started_at, k.params::VARCHAR AS params, k.git_commit,
+       s.value, s.min_value, s.max_value, s.scored_by
+FROM kept AS k LEFT JOIN scores AS s ON s.execution_id = k.id AND s.name = ?
+"""
+_RUN_COLUMNS = ("id, pipeline, stage, status, params::VARCHAR AS params, git_commit, git_dirty, started_at")
+SCORE_COLUMNS = ("value", "min_value", "max_value", "scored_by")
+_SCORE_OF = "(SELECT s.value FROM scores AS s WHERE s.execution_id = {id} AND s.name = ?)"
+
+#: The params keys of the runs in {table} whose value is not the same in all of them (absent
+#: counts as a value of its own).
+VARYING_KEYS_SQL = """
+WITH keys AS (SELECT DISTINCT unnest(json_keys(params)) AS k FROM {table}),
+vals AS (SELECT keys.k, json_extract(t.params, '/' || replace(replace(keys.k, '~', '~0'), '/', '~1')) AS v
+         FROM keys, {table} AS t)
+SELECT k FROM vals GROUP BY k HAVING count(DISTINCT v) > 1 OR count(v) < count(*) ORDER BY k
 """
 
 
@@ -109,47 +153,46 @@ class Analytics:
         dataset each run descends from (one row per run and dataset)."""
         if by not in (None, "dataset"):
             raise InvalidInputError(f"--by takes 'dataset', not {by!r}.")
-        names = sorted({*([metric] if metric else []), *_metric_names(where)})
-        base = "SELECT id FROM executions WHERE ($1::VARCHAR IS NULL OR stage = $1) AND ($2::VARCHAR IS NULL OR pipeline = $2)"
-        ids = [r[0] for r in self._rows(base, [stage, pipeline])]
-        scores = self.sql(SCORES_SQL, {"ids": ids, "names": names or [""]})
-        frame = self.sql("SELECT id, pipeline, stage, status, started_at, params::VARCHAR AS params, git_commit "
-                         "FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-        if where:
-            compiled = compile_where(where, metric_sql="(SELECT s.value FROM scores AS s WHERE s.execution_id = "
-                                                       "{id} AND s.name = ?)")
-            keep = self._filtered(frame, scores, compiled.sql, list(compiled.args))
-            frame = frame.filter(pl.col("id").is_in(keep))
-        frame = _with_varying_params(frame)
+        names = sorted({*([metric] if metric else []), *_metric_names(where)}) or [""]
+        compiled = compile_where(where, metric_sql=_SCORE_OF) if where else None
+        # A filter on params and fields only narrows the runs before they are scored; one that
+        # mentions metrics needs the scores, so it applies after.
+        early = compiled if compiled and not compiled.metrics else None
+        late = compiled if compiled and compiled.metrics else None
+        # Everything set-based in DuckDB: the chosen runs, their scores, the filter, into one
+        # temp table that the varying-params scan and the sorted page then read.
+        table = f"_compare_{uuid.uuid4().hex}"
+        args: list[Any] = [stage, stage, pipeline, pipeline, *(early.args if early else ()), names, names,
+                           *(late.args if late else ()), metric or ""]
+        self.relation(f"CREATE TEMP TABLE {table} AS " + COMPARE_SQL.format(
+            early=early.sql if early else "TRUE", late=late.sql if late else "TRUE"), args)
+        try:
+            keys = [r[0] for r in self._rows(VARYING_KEYS_SQL.format(table=table))]
+            order = ("value DESC NULLS LAST" if not ascending else "value ASC NULLS LAST") if metric else "TRUE"
+            frame = self.sql(f"SELECT * FROM {table} ORDER BY {order}, started_at DESC, id"
+                             + (" LIMIT ?" if limit and by is None else ""),
+                             [limit] if limit and by is None else [])
+        finally:
+            self.relation(f"DROP TABLE IF EXISTS {table}")
+        frame = _spread_params(frame, keys)
+        spread = [f"params.{k}" for k in keys]
+        frame = frame.select([*(c for c in frame.columns if c not in spread and c not in SCORE_COLUMNS), *spread,
+                              *SCORE_COLUMNS])
+        ids = frame["id"].to_list()
         if metric:
-            mine = scores.filter(pl.col("name") == metric).select(
-                pl.col("execution_id").alias("id"), pl.col("value").alias(metric),
-                pl.col("min_value").alias(f"{metric}_min"), pl.col("max_value").alias(f"{metric}_max"),
-                pl.col("scored_by"))
-            frame = frame.join(mine, on="id", how="left")
+            frame = frame.rename({"value": metric, "min_value": f"{metric}_min", "max_value": f"{metric}_max"})
             if step is not None:
                 at = self.sql("SELECT execution_id AS id, value FROM metrics WHERE name = ? AND step = ? "
                               "AND execution_id IN (SELECT unnest(?::VARCHAR[]))", [metric, step, ids])
                 frame = frame.join(at.rename({"value": f"{metric}_at_{step}"}), on="id", how="left")
-            frame = frame.sort([metric, "started_at"], descending=[not ascending, True], nulls_last=True)
         else:
-            frame = frame.sort("started_at", descending=True)
+            frame = frame.drop("value", "min_value", "max_value", "scored_by")
         if by == "dataset":
-            roots = self.sql(ROOTS_SQL, {"ids": frame["id"].to_list()}).rename({"execution_id": "id"})
+            roots = self.sql(ROOTS_SQL, {"ids": ids}).rename({"execution_id": "id"})
             frame = roots.join(frame, on="id", how="right").select(["dataset_name", "dataset", *frame.columns])
             frame = frame.sort(["dataset_name", *([metric] if metric else [])],
                                descending=[False, *([not ascending] if metric else [])], nulls_last=True)
         return frame.head(limit) if limit else frame
-
-    def _filtered(self: Warehouse, frame: pl.DataFrame, scores: pl.DataFrame, where_sql: str,
-                  args: list[Any]) -> list[str]:
-        self._con.register("compared", frame.to_arrow())
-        self._con.register("scores", scores.to_arrow())
-        try:
-            return [r[0] for r in self._rows(f"SELECT id FROM compared WHERE {where_sql}", args)]
-        finally:
-            self._con.unregister("compared")
-            self._con.unregister("scores")
 
     # -- influence, taint, models ---------------------------------------------------------------------
 
@@ -194,25 +237,20 @@ class Analytics:
         raw dataset across all pipelines."""
         if per_dataset == (dataset is not None):
             raise InvalidInputError("Give a dataset, or per_dataset=True (--per-dataset), not both or neither.")
-        if dataset is not None:
-            ids = self.influence(dataset).filter(pl.col("entity") == "execution")["id"].to_list()
-        else:
-            ids = [r[0] for r in self._rows("SELECT execution_id FROM final_metrics WHERE name = ?", [metric])]
-            ids += [r[0] for r in self._rows(
-                "SELECT DISTINCT o.execution_id FROM events AS o JOIN events AS i ON i.node = o.node "
-                "AND i.direction = 'in' JOIN final_metrics AS f ON f.execution_id = i.execution_id AND f.name = ? "
-                "WHERE o.direction = 'out'", [metric])]
+        if per_dataset:
+            best = self.sql("SELECT * FROM best_per_dataset(?, in_stage := ?, lowest_first := ?)",
+                            [metric, stage, ascending]).rename({"execution_id": "id", "score": metric})
+            runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                            [best["id"].to_list()])
+            return best.join(runs, on="id").select(
+                "dataset", "dataset_name", *runs.columns, metric, "scored_by").sort("dataset_name", "dataset")
+        ids = self.influence(dataset).filter(pl.col("entity") == "execution")["id"].to_list()
         scores = self.sql(SCORES_SQL, {"ids": sorted(set(ids)), "names": [metric]}).select(
             pl.col("execution_id").alias("id"), pl.col("value").alias(metric), "scored_by")
-        runs = self.sql("SELECT id, pipeline, stage, status, params::VARCHAR AS params, git_commit, git_dirty, "
-                        "started_at FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+        runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
                         "AND (?::VARCHAR IS NULL OR stage = ?)",
                         [scores["id"].to_list(), stage, stage]).join(scores, on="id")
-        if not per_dataset:
-            return runs.sort([metric, "started_at"], descending=[not ascending, True]).head(limit or runs.height)
-        roots = self.sql(ROOTS_SQL, {"ids": runs["id"].to_list()}).rename({"execution_id": "id"})
-        ranked = roots.join(runs, on="id").sort([metric, "started_at", "id"], descending=[not ascending, True, False])
-        return ranked.group_by(["dataset", "dataset_name"], maintain_order=True).head(1).sort("dataset_name")
+        return runs.sort([metric, "started_at"], descending=[not ascending, True]).head(limit or runs.height)
 
     # -- audit -------------------------------------------------------------------------------------------
 
@@ -432,16 +470,14 @@ def _metric_names(where: str | None) -> set[str]:
     return set(compile_where(where).metrics) if where else set()
 
 
-def _with_varying_params(frame: pl.DataFrame) -> pl.DataFrame:
-    """Spread the params JSON into a column per key whose value is not the same everywhere."""
+def _spread_params(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Spread the params JSON into a column ``params.<key>`` per key in ``keys``."""
     parsed = [json.loads(p) for p in frame["params"].to_list()]
-    keys = sorted({k for p in parsed for k in p})
-    varying = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True) for p in parsed}) > 1]
-    cols = {f"params.{k}": [None if k not in p else p[k] if isinstance(p[k], str | int | float | bool)
-                            else json.dumps(p[k]) for p in parsed] for k in varying}
     out = frame.drop("params")
-    for name, values in cols.items():
-        out = out.with_columns(pl.Series(name, values, dtype=_dtype(values), strict=False))
+    for k in keys:
+        values = [None if k not in p else p[k] if isinstance(p[k], str | int | float | bool) else json.dumps(p[k])
+                  for p in parsed]
+        out = out.with_columns(pl.Series(f"params.{k}", values, dtype=_dtype(values), strict=False))
     return out
 
 

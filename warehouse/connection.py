@@ -204,6 +204,7 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, dead
     ``deadline``. A damaged index is a cache: it is deleted and rebuilt."""
     mode = " (READ_ONLY)" if read_only else ""
     delay = 0.02
+    deleted = False
     while True:
         try:
             con.execute(f"ATTACH '{_quote(path)}' AS idx{mode}")
@@ -218,6 +219,13 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool, dead
         except duckdb.Error as exc:
             if read_only and not path.exists():
                 return False
+            if "file handle conflict" in str(exc).lower() or deleted:
+                # Attached elsewhere in this process (or still failing once rebuilt): the file
+                # is not damaged, so it is not deleted; answer from memory like a locked index.
+                log.warning("cmfq: the index %s cannot be attached (%s); answering from memory", path,
+                            _first_line(exc))
+                return False
+            deleted = True
             log.warning("cmfq: the index %s is unusable (%s); rebuilding it", path, exc)
             for p in (path, path.with_name(path.name + ".wal")):
                 p.unlink(missing_ok=True)

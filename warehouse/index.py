@@ -30,7 +30,9 @@ from cmfq.warehouse.source import Source
 log = logging.getLogger("cmfq")
 
 #: Bump when the index's tables change shape: older index files are then rebuilt.
-INDEX_VERSION = "3"
+INDEX_VERSION = "4"
+#: Tables the index derives from the facts at each merge (see _derived_statements).
+DERIVED = ("nodes", "lineage_graph", "final_metrics")
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.
 CHUNK_BYTES = 256 << 20
 CHUNK_FILES = 5_000
@@ -70,7 +72,7 @@ def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for name in [*TABLES, "nodes", "lineage_graph", "_cmfq_partitions", "_cmfq_replaced", "_cmfq_meta"]:
+    for name in [*TABLES, *DERIVED, "_cmfq_partitions", "_cmfq_replaced", "_cmfq_meta"]:
         con.execute(f"DROP TABLE IF EXISTS idx.{name}")
 
 
@@ -152,7 +154,7 @@ def pending(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
         return True
     if not version or version[0] != INDEX_VERSION:
         return True
-    if not {*TABLES, "nodes", "lineage_graph"} <= present:
+    if not {*TABLES, *DERIVED} <= present:
         return True  # made by a cmfq that had fewer tables: create them (their partitions load as new)
     ddl = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'ddl'").fetchone()
     if not ddl or ddl[0] != _ddl_digest():
@@ -233,12 +235,14 @@ def _covered(con: duckdb.DuckDBPyConnection, parts: list[partition.Inspected]) -
 
 
 def _derived_statements(table: str) -> list[str]:
-    """Keep the index's derived tables (nodes, lineage_graph) in step with a merged table."""
+    """Keep the index's derived tables (nodes, lineage_graph, final_metrics) in step with a merged table."""
     if table == "artifacts":
         return sql.statements("index_nodes", source="staging_artifacts", column="hash")
     if table == "events":
         return [*sql.statements("index_nodes", source="staging_events", column="artifact_hash"),
                 *sql.statements("index_lineage")]  # also fills events.node
+    if table == "metrics":
+        return sql.statements("index_final_metrics")
     return []
 
 

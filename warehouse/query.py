@@ -96,13 +96,14 @@ class Warehouse(Analytics):
 
     def refresh(self) -> RefreshReport:
         """Pick up what was logged (or pushed) since this warehouse was opened."""
+        # Close first: DuckDB will not attach an index file twice in one process.
+        self._opened.close()
         if self._remote is not None:
             opened = open_remote_warehouse(self._remote, progress=self._refresh_opts["progress"])
         else:
             assert self.layout is not None
             replay_journals(self.layout)
             opened = open_warehouse(self.layout, refresh=True, **self._refresh_opts)
-        self._opened.close()
         self._opened = opened
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report
         self._labels.clear()

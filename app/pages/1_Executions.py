@@ -9,11 +9,18 @@ import streamlit as st
 
 from cmfq.app import charts, data
 
+#: Rows shown at once: a page of a 100k-run warehouse must stay quick to send and to draw.
+SHOWN = 500
 
-def _label(frame: pl.DataFrame, exec_id: str) -> str:
-    row = frame.filter(pl.col("id") == exec_id).row(0, named=True)
-    params = {k.removeprefix("params."): v for k, v in row.items() if k.startswith("params.") and v is not None}
-    return f"{row['pipeline']} / {row['stage']} · {row['status']} · {json.dumps(params)[:60]}"
+
+def _labels(frame: pl.DataFrame) -> dict[str, str]:
+    """id -> a one-line description, for the pickers (built once, not searched per option)."""
+    labels = {}
+    for row in frame.iter_rows(named=True):
+        params = {k.removeprefix("params."): v for k, v in row.items() if k.startswith("params.") and v is not None}
+        labels[row["id"]] = f"{row['id']}  ·  {row['pipeline']} / {row['stage']} · {row['status']} · " \
+                            f"{json.dumps(params)[:60]}"
+    return labels
 
 
 st.set_page_config(page_title="cmfq · Executions", page_icon="🗂️", layout="wide")
@@ -31,15 +38,19 @@ where = st.text_input("Filter", placeholder="params.n_est >= 100 AND (metrics.ro
 conditions = [w for w in [where.strip(), f"status = '{status}'" if status != "(all)" else ""] if w]
 table = data.get("compare", None if stage == "(all)" else stage, None,
                  pipeline=None if pipeline == "(all)" else pipeline,
-                 where=" AND ".join(f"({c})" for c in conditions) or None)
-st.caption(f"{table.height} executions")
+                 where=" AND ".join(f"({c})" for c in conditions) or None, limit=SHOWN + 1)
+more = table.height > SHOWN
+table = table.head(SHOWN)
+st.caption(f"the latest {SHOWN} executions that match; narrow the filter to see others" if more
+           else f"{table.height} executions")
 st.dataframe(table, hide_index=True, width="stretch")
 if table.is_empty():
     st.stop()
 
 st.divider()
 ids = table["id"].to_list()
-chosen = st.selectbox("Execution", ids, format_func=lambda i: f"{i}  ·  {_label(table, i)}")
+labels = _labels(table)
+chosen = st.selectbox("Execution", ids, format_func=labels.__getitem__)
 run = data.get("execution", chosen)
 a, b = st.columns([1, 1])
 with a:
@@ -68,7 +79,8 @@ if stepped.height:
                                   name), width="stretch")
 
 st.divider()
-other = st.selectbox("Diff with", [i for i in ids if i != chosen] or ["(no other execution)"])
+other = st.selectbox("Diff with", [i for i in ids if i != chosen] or ["(no other execution)"],
+                     format_func=lambda i: labels.get(i, i))
 if st.button("Diff", disabled=other == "(no other execution)"):
     d = data.get("diff", chosen, other)
     for title, frame in (("Parameters", d.params), ("Metrics", d.metrics), ("Inputs and outputs", d.artifacts),

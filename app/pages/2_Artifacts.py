@@ -7,6 +7,9 @@ import streamlit as st
 
 from cmfq.app import data
 
+#: Rows listed at once (newest first); search reaches the rest.
+SHOWN = 1000
+
 st.set_page_config(page_title="cmfq · Artifacts", page_icon="🗂️", layout="wide")
 data.sidebar()
 st.title("Artifacts")
@@ -15,20 +18,28 @@ c1, c2 = st.columns([3, 1])
 text = c1.text_input("Search", placeholder="a name, a hash prefix, a tag, a parameter...")
 kinds = data.get("sql", "SELECT DISTINCT kind FROM artifacts ORDER BY 1")["kind"].to_list()
 kind = c2.selectbox("Kind", ["(all)", *kinds])
-table = data.get("artifacts", None if kind == "(all)" else kind, limit=2000)
+chosen_kind = None if kind == "(all)" else kind
 if text.strip():
+    # A name match anywhere (not only among the newest), plus what search finds by hash, tag, param.
+    by_name = data.get("artifacts", chosen_kind, name=text.strip(), limit=SHOWN)
     hits = data.get("search", text.strip())
-    ids = set(hits.filter(pl.col("entity") == "artifact")["id"].to_list())
-    table = table.filter(pl.col("hash").is_in(ids) | pl.col("name").str.contains(text.strip(), literal=True))
-st.caption(f"{table.height} artifacts")
+    found = sorted(set(hits.filter(pl.col("entity") == "artifact")["id"].to_list()))
+    others = data.get("sql", "SELECT hash, kind, name, size, first_seen_at, uri FROM artifacts "
+                             "WHERE hash IN (SELECT unnest(?::VARCHAR[])) AND (?::VARCHAR IS NULL OR kind = ?)",
+                      [found, chosen_kind, chosen_kind])
+    table = pl.concat([by_name, others]).unique("hash", keep="first", maintain_order=True)
+else:
+    table = data.get("artifacts", chosen_kind, limit=SHOWN)
+st.caption(f"the newest {SHOWN} artifacts; search to find others" if table.height >= SHOWN and not text.strip()
+           else f"{table.height} artifacts")
 st.dataframe(table.select("name", "kind", "hash", "size", "first_seen_at"), hide_index=True,
              width="stretch")
 if table.is_empty():
     st.stop()
 
 st.divider()
-chosen = st.selectbox("Artifact", table["hash"].to_list(),
-                      format_func=lambda h: f"{table.filter(pl.col('hash') == h)['name'][0]}  ·  {h[:12]}")
+names = dict(zip(table["hash"].to_list(), table["name"].to_list(), strict=True))
+chosen = st.selectbox("Artifact", table["hash"].to_list(), format_func=lambda h: f"{names[h]}  ·  {h[:12]}")
 info = data.get("artifact", chosen)
 left, right = st.columns([1, 1])
 with left:

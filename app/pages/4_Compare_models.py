@@ -7,6 +7,9 @@ import streamlit as st
 
 from cmfq.app import charts, data
 
+#: Runs compared at once (the best ones): enough for any plot, quick on a 100k-run warehouse.
+SHOWN = 500
+
 st.set_page_config(page_title="cmfq · Compare models", page_icon="🗂️", layout="wide")
 data.sidebar()
 st.title("Compare models")
@@ -20,9 +23,12 @@ c1, c2, c3 = st.columns([1, 1, 2])
 stage = c1.selectbox("Stage", stages, index=stages.index("train") if "train" in stages else 0)
 metric = c2.selectbox("Metric", metrics, index=metrics.index("roc_auc") if "roc_auc" in metrics else 0)
 where = c3.text_input("Filter", placeholder="params.n_est >= 100 OR params.alpha < 0.005")
-table = data.get("compare", stage, metric, where=where.strip() or None)
+table = data.get("compare", stage, metric, where=where.strip() or None, limit=SHOWN + 1)
+more = table.height > SHOWN
+table = table.head(SHOWN)
 scored = table.filter(pl.col(metric).is_not_null())
-st.caption(f"{table.height} runs of {stage}, {scored.height} scored on {metric} (a run without its own value is "
+st.caption(f"the best {SHOWN} runs of {stage} on {metric}; narrow the filter to see others" if more else
+           f"{table.height} runs of {stage}, {scored.height} scored on {metric} (a run without its own value is "
            f"scored by the run that evaluated its output)")
 st.dataframe(table, hide_index=True, width="stretch")
 if scored.is_empty():
@@ -44,8 +50,9 @@ with right:
 
 st.subheader("Metric curves")
 steps = data.get("sql", "SELECT DISTINCT name FROM metrics WHERE step IS NOT NULL ORDER BY 1")["name"].to_list()
+pipeline_of = dict(zip(scored["id"].to_list(), scored["pipeline"].to_list(), strict=True))
 runs = st.multiselect("Runs", scored["id"].to_list(), default=scored["id"].to_list()[:5],
-                      format_func=lambda i: f"{i[:13]} · {scored.filter(pl.col('id') == i)['pipeline'][0]}")
+                      format_func=lambda i: f"{i[:13]} · {pipeline_of[i]}")
 if steps and runs:
     curve = st.selectbox("Curve", steps)
     frames = [data.get("metric_history", r, curve).with_columns(pl.lit(r[:13]).alias("run")) for r in runs]

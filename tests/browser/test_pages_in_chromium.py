@@ -4,19 +4,16 @@ checked for what a user sees, screenshotted into tests/artifacts/ (and timed).""
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser.chromium import PAGES, chromium, open_page, wait_rendered
 from tests.conftest import BIN, _free_port, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-READY = '[data-testid="stApp"][data-test-script-state="notRunning"][data-test-connection-state="CONNECTED"]'
 TIMES: dict[str, float] = {}
 
 
@@ -36,37 +33,17 @@ def app_url(demo_warehouse: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, timeout=60_000, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
-def wait_rendered(page: object, timeout_ms: int = 60_000) -> None:
-    """Streamlit says 'notRunning' before widgets and charts are drawn: also wait for every
-    skeleton to go and every chart to have its canvas or svg."""
-    page.wait_for_selector(READY, timeout=timeout_ms)  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        """() => !document.querySelector('[data-testid="stSkeleton"]') &&
-             [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('canvas, svg'))""",
-        timeout=timeout_ms)
-
-
-def visit(browser: object, url: str, name: str, path: str = "") -> object:
-    # Streamlit scrolls an inner container, not the document: a tall viewport shows it all.
-    page = browser.new_page(viewport={"width": 1400, "height": 2200})  # type: ignore[attr-defined]
-    started = time.perf_counter()
-    page.goto(f"{url}/{path}")
-    wait_rendered(page)
-    TIMES[name] = round(time.perf_counter() - started, 2)
+def visit(browser: object, url: str, name: str) -> object:
+    page, seconds = open_page(browser, url, PAGES[name])
+    TIMES[name] = round(seconds, 2)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
     _not_blank(ARTIFACTS / f"{name}.png")
-    assert not page.locator('[data-testid="stException"]').count(), f"{name}: a traceback is shown"
+    assert not page.locator('[data-testid="stException"]').count(), f"{name}: a traceback is shown"  # type: ignore[attr-defined]
     return page
 
 
@@ -87,13 +64,13 @@ def test_overview(browser: object, app_url: str) -> None:
 
 
 def test_executions(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "executions", "Executions")
+    page = visit(browser, app_url, "executions")
     assert page.get_by_text("29 executions").is_visible()
     assert page.get_by_text("Parameters", exact=True).first.is_visible()
 
 
 def test_artifacts(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "artifacts", "Artifacts")
+    page = visit(browser, app_url, "artifacts")
     assert page.locator('[data-testid="stCaptionContainer"]').filter(has_text="artifacts").first.is_visible()
     assert page.get_by_text("Produced by").is_visible()
 
@@ -105,36 +82,38 @@ def test_lineage(browser: object, app_url: str, demo_warehouse: Path) -> None:
         latest = wh.sql("SELECT hash FROM models ORDER BY trained_at DESC NULLS LAST LIMIT 1")["hash"][0]
         nodes = wh.lineage(latest, "both", 10).nodes
     executions = nodes.filter(nodes["type"] == "execution").height
-    page = visit(browser, app_url, "lineage", "Lineage")
+    page = visit(browser, app_url, "lineage")
     caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="nodes").first.inner_text()
     assert caption.startswith(f"{nodes.height} nodes ({nodes.height - executions} artifacts, {executions} executions)")
     assert page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').count() >= 1
 
 
 def test_compare_models(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "compare_models", "Compare_models")
+    page = visit(browser, app_url, "compare_models")
     assert page.get_by_text("10 runs of train, 9 scored on roc_auc").is_visible()
     assert page.get_by_text("Parallel coordinates").is_visible()
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 3  # scatter, parallel, curves
 
 
 def test_compare_datasets(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "compare_datasets", "Compare_datasets")
+    page = visit(browser, app_url, "compare_datasets")
     assert page.get_by_text("Runs on each dataset").is_visible() and page.get_by_text("Column statistics").is_visible()
     assert page.get_by_text("Drift from").first.is_visible()
 
 
 def test_deployments(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "deployments", "Deployments")
+    page = visit(browser, app_url, "deployments")
     assert page.get_by_text("Status timeline").is_visible() and page.get_by_text("Serving performance").is_visible()
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == 2
 
 
 def test_sql_console(browser: object, app_url: str) -> None:
-    page = visit(browser, app_url, "sql_console", "SQL_console")
+    page = visit(browser, app_url, "sql_console")
     assert page.get_by_text("Views and macros").is_visible()
     page.get_by_role("textbox").first.fill("SELECT count(*) AS n FROM executions")
     page.get_by_role("button", name="Run").click()
+    # The rerun starts after the click reaches the server: wait for its answer, not for "idle".
+    page.get_by_text("1 rows").wait_for(timeout=60_000)
     wait_rendered(page)
     assert page.get_by_text("1 rows").is_visible()
     assert page.get_by_role("button", name="Download CSV").is_visible()

@@ -138,3 +138,45 @@ def test_an_index_made_before_a_new_table_existed_is_upgraded(warehouse_dir: Pat
     con.close()
     with cmfq.Warehouse(warehouse_dir) as wh:
         assert wh.deployments().height == 0 and wh.executions().height == 1
+
+
+def test_final_metrics_follow_late_steps_and_a_later_coarse_value(warehouse_dir: Path) -> None:
+    # final_metrics is kept in the index, merge by merge: a run's later partitions must move it.
+    def final(wh: cmfq.Warehouse) -> tuple[float, int | None, float, float]:
+        row = wh.sql("SELECT value, last_step, min_value, max_value FROM final_metrics WHERE name = 'loss'")
+        assert row.height == 1
+        return row.row(0)
+
+    with cmfq.Tracker("p", warehouse=warehouse_dir, capture_git=False, capture_env=False) as t, \
+            t.execution("train") as ex:
+        for step, loss in enumerate([0.9, 0.5]):
+            ex.log_metric("loss", loss, step=step)
+        t.flush()
+        with cmfq.Warehouse(warehouse_dir) as wh:
+            assert final(wh) == (0.5, 1, 0.5, 0.9)
+            ex.log_metric("loss", 0.7, step=2)  # worse, but the last step: it is the final value
+            t.flush()
+            wh.refresh()
+            assert final(wh) == (0.7, 2, 0.5, 0.9)
+            ex.log_metric("loss", 0.4)  # a coarse value wins over any step
+            t.flush()
+            wh.refresh()
+            assert final(wh) == (0.4, 2, 0.4, 0.9)
+    with cmfq.Warehouse(warehouse_dir) as wh:  # and the index agrees with the raw rows
+        raw = wh.sql("SELECT arg_max(value, (step IS NULL, coalesce(step, 0), \"at\")) AS value, max(step), "
+                     "min(value), max(value) FROM metrics WHERE name = 'loss'")
+        assert final(wh) == raw.row(0)
+
+
+def test_two_warehouses_on_one_folder_in_one_process(warehouse_dir: Path) -> None:
+    # DuckDB refuses to attach one file twice per process: the second must still answer (and
+    # must not mistake the refusal for a damaged index and delete it), and refresh must work.
+    make_chain(warehouse_dir, "p", ["a", "b"])
+    index = warehouse_dir / "_cache" / "index.duckdb"
+    with cmfq.Warehouse(warehouse_dir) as first:
+        with cmfq.Warehouse(warehouse_dir) as second:
+            assert first.executions().height == second.executions().height == 2
+            assert index.exists()
+        make_chain(warehouse_dir, "q", ["c"])
+        first.refresh()
+        assert first.executions().height == 3
