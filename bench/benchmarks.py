@@ -455,3 +455,48 @@ def app_pages(repeats: int, quick: bool = False) -> dict[str, Any]:
         stop_server(server)
     return {"figures": figures, "checks": [check("no page shows a traceback", not errors, ", ".join(errors))],
             "info": {"executions": m.get("executions"), "warehouse": str(path)}}
+
+
+# -- DVC and git ---------------------------------------------------------------------------------------------
+
+
+def dvc(files: int, lock_outs: int, commits: int, repeats: int) -> dict[str, Any]:
+    """Issue 5: hashes of ``files`` DVC-tracked files read from their ``.dvc`` files (and of
+    ``lock_outs`` stage outputs from ``dvc.lock``) without reading data, and ``cmfq import
+    dvc --history`` over ``commits`` commits of a 4-stage pipeline. The projects are built
+    once by real DVC and git (minutes) and cached in bench/.data/ (see dvc_bench.py)."""
+    import dvc_bench
+
+    dvcfiles, built_files = dvc_bench.cached(f"dvcfiles-{files}", dvc_bench.build_dvcfiles, files, fresh=False)
+    lock, built_lock = dvc_bench.cached(f"lockouts-{lock_outs}", dvc_bench.build_lock, lock_outs, fresh=False)
+    history, built_history = dvc_bench.cached(f"history-{commits}", dvc_bench.build_history, commits, fresh=False)
+    reads = dvc_bench.bench_reads(dvcfiles, files, repeats)
+    locks = dvc_bench.bench_reads(lock, lock_outs, repeats)
+    imports = dvc_bench.bench_import(history, repeats)
+    ms = lambda runs: [r * 1000 for r in runs]  # noqa: E731 - dvc_bench reports seconds
+    figures = [
+        figure("dvc_read_hashes", ms(reads["read_outs_runs_s"]), files=reads["files"]),
+        figure("dvc_read_and_verify", ms(reads["read_and_verify_runs_s"]), files=reads["files"]),
+        figure("dvc_logger_one_by_one", ms(reads["logger_one_by_one_runs_s"]), files=reads["files"]),
+        figure("dvc_lock_read_and_verify", ms(locks["read_and_verify_runs_s"]), files=locks["files"]),
+        figure("dvc_import_history", imports["history_import_runs_s"], unit="s", commits=imports["commits"],
+               stage_runs=imports["stage_runs"]),
+        figure("dvc_reimport_history", [imports["reimport_s"]], unit="s"),
+        figure("dvc_import_head", [imports["head_import_s"]], unit="s"),
+    ]
+    for f in figures:
+        print(f"  {f['name']}: {f['median']:.3f} {f['unit']}", flush=True)
+    return {
+        "figures": figures,
+        "checks": [
+            check(f"{files:,} hashes equal their .dvc files", reads["hashes_match_metafiles"]),
+            check(f"{lock_outs:,} hashes equal dvc.lock", locks["hashes_match_metafiles"]),
+            check("no data file read", reads["data_files_read"] == locks["data_files_read"] == 0,
+                  f"{reads['data_files_read']} + {locks['data_files_read']} files read"),
+            check("every tracked file found", reads["outputs_in_metafiles"] == files == reads["files"],
+                  f"{reads['outputs_in_metafiles']} outputs, {reads['files']} files"),
+            check(f"history of {commits} commits read", imports["commits"] == commits, str(imports["commits"])),
+        ],
+        "info": {"projects_built_s": {"dvcfiles": built_files, "lockouts": built_lock, "history": built_history},
+                 "import": imports},
+    }

@@ -45,6 +45,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "audit_deepest_model": ("<=", 100.0, "ms"),
     "audit_typical_model": ("<=", 100.0, "ms"),
     "best_per_dataset": ("<=", 500.0, "ms"),
+    "dvc_read_hashes": ("<=", 1000.0, "ms"),
 }
 
 
@@ -64,10 +65,15 @@ class Sizes:
     log_executions: int
     log_warmup: int
     log_step_executions: int
+    dvc_files: int  # files tracked by .dvc files (the 10,000)
+    dvc_lock_outs: int  # stage outputs in dvc.lock
+    dvc_commits: int  # commits of the 4-stage pipeline imported with --history
 
 
-QUICK_SIZES = Sizes(repeats=3, build_repeats=1, reopens=3, log_executions=300, log_warmup=50, log_step_executions=10)
-FULL_SIZES = Sizes(repeats=7, build_repeats=2, reopens=5, log_executions=2000, log_warmup=200, log_step_executions=20)
+QUICK_SIZES = Sizes(repeats=3, build_repeats=1, reopens=3, log_executions=300, log_warmup=50, log_step_executions=10,
+                    dvc_files=1000, dvc_lock_outs=200, dvc_commits=20)
+FULL_SIZES = Sizes(repeats=7, build_repeats=2, reopens=5, log_executions=2000, log_warmup=200, log_step_executions=20,
+                   dvc_files=10_000, dvc_lock_outs=1000, dvc_commits=200)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small warehouse and few repeats (about a minute)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only benchmarks whose name starts with NAME (logging, index_build, lineage, "
-                         "topk, compact, analytics, app, sync; add [fresh] or [compacted] for one variant); repeatable")
+                         "topk, compact, analytics, app, sync, dvc; add [fresh] or [compacted] for one variant); repeatable")
     ap.add_argument("--repeats", type=int, help="repeats of every timed figure (default 3 quick, 7 full)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON result")
     return ap.parse_args(argv)
@@ -96,6 +102,8 @@ def plan(wh: str, compacted: str, sizes: Sizes) -> list[Step]:
     steps.append(Step("analytics", "analytics", {"path": wh, "repeats": sizes.repeats}))
     steps.append(Step("app", "app_pages", {"repeats": sizes.repeats, "quick": sizes is QUICK_SIZES}))
     steps.append(Step("sync", "sync", {"path": wh, "repeats": sizes.repeats}))
+    steps.append(Step("dvc", "dvc", {"files": sizes.dvc_files, "lock_outs": sizes.dvc_lock_outs,
+                                     "commits": sizes.dvc_commits, "repeats": sizes.repeats}))
     return steps
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-_CREDENTIALS = re.compile(r"(?<=://)[^/@]+@")
+#: ``user[:password]@`` right after the scheme. Greedy up to the last ``@`` before the path,
+#: so that a password holding an ``@`` does not leave its tail behind.
+_CREDENTIALS = re.compile(r"(?<=://)[^/]*@")
+#: Dirty paths kept per execution; the count says how many there were in all.
+MAX_DIRTY_PATHS = 50
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,17 @@ class GitInfo:
     commit: str | None = None
     branch: str | None = None
     dirty: bool | None = None
+    #: The first :data:`MAX_DIRTY_PATHS` modified or untracked paths, relative to the root.
+    dirty_paths: tuple[str, ...] = ()
+    dirty_count: int = 0
+    detached: bool = False
+    root: str | None = None
+
+    def properties(self) -> dict[str, Any]:
+        """What the execution row has no column for, for its ``properties``."""
+        if not self.dirty_count:
+            return {}
+        return {"git_dirty_paths": list(self.dirty_paths), "git_dirty_count": self.dirty_count}
 
 
 def strip_credentials(url: str) -> str:
@@ -31,10 +47,17 @@ def git_info(path: str | Path = ".") -> GitInfo:
 
     try:
         repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandNotFound):
         return GitInfo()
-    except git.GitCommandNotFound:
-        return GitInfo()
+    try:
+        return _describe(repo)
+    finally:
+        repo.close()
+
+
+def _describe(repo: Any) -> GitInfo:
+    import git
+
     try:
         origin = next(iter(repo.remotes), None)
         url = strip_credentials(next(origin.urls)) if origin is not None else repo.working_tree_dir
@@ -44,9 +67,32 @@ def git_info(path: str | Path = ".") -> GitInfo:
         commit = repo.head.commit.hexsha
     except ValueError:  # empty repository: HEAD points to a branch with no commit
         commit = None
-    branch = None if repo.head.is_detached else repo.active_branch.name
+    detached = repo.head.is_detached
+    branch = None if detached else repo.active_branch.name
     try:
-        dirty = repo.is_dirty(untracked_files=True)
+        # One porcelain call gives both the flag and the paths (is_dirty would be a second).
+        out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all")
     except git.GitCommandError:
-        dirty = None
-    return GitInfo(repo=str(url) if url else None, commit=commit, branch=branch, dirty=dirty)
+        return GitInfo(repo=str(url) if url else None, commit=commit, branch=branch, detached=detached,
+                       root=repo.working_tree_dir)
+    paths = _porcelain_paths(out)
+    return GitInfo(repo=str(url) if url else None, commit=commit, branch=branch, dirty=bool(paths),
+                   dirty_paths=tuple(paths[:MAX_DIRTY_PATHS]), dirty_count=len(paths), detached=detached,
+                   root=repo.working_tree_dir)
+
+
+def _porcelain_paths(out: str) -> list[str]:
+    """Paths of ``git status --porcelain=v1 -z`` output: ``XY path``, renames with the old
+    path as a second NUL-separated field (skipped)."""
+    paths: list[str] = []
+    fields = out.split("\0")
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            i += 1  # the rename's source path
+    return paths

@@ -56,24 +56,43 @@ class HashCache:
                 self._db_path = None  # a cache that cannot open is only a slower run
         return self._db
 
-    def file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """(md5, size) of a file."""
+    def peek(self, path: str | os.PathLike[str]) -> str | None:
+        """The md5 of a file if it is already known for its current (size, mtime, inode),
+        without reading it; None otherwise."""
         p = os.path.abspath(path)
         st = os.stat(p)
-        key = (p, st.st_size, st.st_mtime_ns, st.st_ino)
+        return self._known((p, st.st_size, st.st_mtime_ns, st.st_ino))
+
+    def _known(self, key: tuple[str, int, int, int]) -> str | None:
+        """The md5 remembered for ``key`` (path, size, mtime, inode), in memory or on disk."""
         cached = self._mem.get(key)
         if cached is None:
             with self._lock:
                 db = self._conn()
                 row = db.execute("SELECT md5 FROM md5 WHERE path=? AND size=? AND mtime=? AND inode=?",
                                  key).fetchone() if db else None
-                if row:
-                    cached = row[0]
-                else:
-                    cached = file_md5(p)
-                    if db:
-                        db.execute("INSERT OR REPLACE INTO md5 VALUES (?,?,?,?,?)", (*key, cached))
-                        db.commit()
+            if row:
+                cached = self._mem[key] = row[0]
+        return cached
+
+    def remember(self, path: str | os.PathLike[str], md5: str, st: os.stat_result) -> None:
+        """Record an md5 learnt elsewhere (DVC's own state) for the file as ``st`` saw it,
+        in memory only: it saves reading the file again in this process."""
+        self._mem[(os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)] = md5
+
+    def file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """(md5, size) of a file."""
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        key = (p, st.st_size, st.st_mtime_ns, st.st_ino)
+        cached = self._known(key)
+        if cached is None:
+            cached = file_md5(p)
+            with self._lock:
+                db = self._conn()
+                if db:
+                    db.execute("INSERT OR REPLACE INTO md5 VALUES (?,?,?,?,?)", (*key, cached))
+                    db.commit()
             self._mem[key] = cached
         return cached, st.st_size
 

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from cmfq.config import default_site, warehouse_path
 from cmfq.errors import InvalidInputError
 from cmfq.ingest import facts
+from cmfq.ingest.dvc_repo import DvcContent, check_can_version
 from cmfq.ingest.environment import Environment, current_environment
 from cmfq.ingest.gitinfo import GitInfo, git_info
 from cmfq.ingest.hashing import HashCache
@@ -71,6 +72,13 @@ def _json(value: Mapping[str, Any] | None, what: str) -> str:
     return json.dumps(dict(value), sort_keys=True, default=str)
 
 
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``extra`` over ``base``; a non-mapping ``extra`` is passed on as is, for _json to refuse."""
+    if not base or (extra is not None and not isinstance(extra, Mapping)):
+        return extra
+    return {**base, **(extra or {})}
+
+
 def _name(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}.")
@@ -84,6 +92,11 @@ class Tracker:
     when the tracker is created; outside a git repository they are recorded as absent.
     With ``durable=True`` each execution end also fsyncs the journal, so its facts survive
     power loss, not only a crash of the process (costs about 0.2 ms per execution).
+
+    Paths tracked by DVC are identified by the md5 of their ``.dvc`` file or ``dvc.lock``
+    entry, without reading the data. ``dvc=True`` runs ``dvc add`` on outputs DVC does not
+    track yet (or ``log_output(..., dvc=True)`` per call); ``git_commit=True`` also commits
+    their ``.dvc`` files to git. Both are off by default.
     """
 
     def __init__(
@@ -97,8 +110,12 @@ class Tracker:
         capture_env: bool = True,
         background: bool = True,
         durable: bool = False,
+        dvc: bool = False,
+        git_commit: bool = False,
     ) -> None:
         self.pipeline = _name(pipeline, "pipeline")
+        if dvc or git_commit:  # fail now with a clear message, not at the first output
+            check_can_version(Path.cwd(), add=dvc, commit=git_commit)
         self.layout = Layout(warehouse_path(warehouse))
         self.layout.init(site or default_site())
         self.site = site or str(self.layout.settings().get("site") or default_site())
@@ -115,6 +132,8 @@ class Tracker:
             self._user = None
         self._cmd = " ".join(sys.argv) if sys.argv and sys.argv[0] else None
         self._hashes = HashCache(self.layout.cache_dir / "hashes.sqlite")
+        self.dvc, self.git_commit = dvc, git_commit
+        self._dvc = DvcContent(self._hashes)
         self._seen: set[str] = set()
         self._open: dict[str, Execution] = {}
         self._lock = threading.Lock()
@@ -221,6 +240,7 @@ class Tracker:
             self._writer.close()
         finally:
             self._hashes.close()
+            self._dvc.close()
 
     def __enter__(self) -> Tracker:
         return self
@@ -265,21 +285,20 @@ class Tracker:
 
     def _artifact(self, path: str | os.PathLike[str] | None, *, kind: str, name: str | None,
                   hash: str | None, size: int | None, uri: str | None,
-                  properties: Mapping[str, Any] | None) -> tuple[str, str]:
+                  properties: Mapping[str, Any] | None, dvc_add: bool = False, dvc_commit: bool = False,
+                  dvc_label: str = "") -> tuple[str, str]:
         """Resolve an artifact to (hash, name), journaling its row the first time it is seen."""
         _name(kind, "kind")
         if hash is None:
             if path is None:
                 raise InvalidInputError("Give the artifact's path, or its hash= if there is no local file.")
             p = Path(path)
-            if p.is_dir():
-                hash, size, nfiles = self._hashes.directory(p)
-                properties = {"nfiles": nfiles, **(properties or {})}
-            elif p.is_file():
-                hash, size = self._hashes.file(p)
-            else:
+            if not p.is_dir() and not p.is_file():
                 raise InvalidInputError(f"{str(path)!r} does not exist.",
                                         hint="Log it after it is written, or pass hash= to log it by hash.")
+            # DVC's .dvc/dvc.lock hash when DVC tracks the path (nfiles, dvc facts), else hashed here.
+            hash, size, found = self._dvc.describe(p, add=dvc_add, commit=dvc_commit, label=dvc_label)
+            properties = _merged(found, properties)
             uri = uri or p.resolve().as_uri()
         hash = _name(hash, "hash")
         shown = name or (Path(path).as_posix() if path is not None else hash)
@@ -319,7 +338,7 @@ class Execution:
             "user": tracker._user, "started_at": now, "ended_at": None, "status": "running",
             "error": None, "cmd": tracker._cmd, "git_repo": git.repo, "git_commit": git.commit,
             "git_branch": git.branch, "git_dirty": git.dirty, "env_hash": tracker._env_artifact(),
-            "params": params_json, "properties": _json(properties, "properties"),
+            "params": params_json, "properties": _json(_merged(git.properties(), properties), "properties"),
             "at": now,
         }
         self._token: contextvars.Token[Execution | None] | None = None
@@ -341,9 +360,13 @@ class Execution:
     def log_output(self, path: str | os.PathLike[str] | None = None, *, kind: str = "dataset",
                    name: str | None = None, hash: str | None = None, size: int | None = None,
                    uri: str | None = None, role: str | None = None,
-                   properties: Mapping[str, Any] | None = None) -> str:
-        """Record an artifact this execution wrote; returns its content hash."""
-        return self._event("out", path, kind, name, hash, size, uri, role, properties)
+                   properties: Mapping[str, Any] | None = None, dvc: bool | None = None) -> str:
+        """Record an artifact this execution wrote; returns its content hash.
+
+        ``dvc=True`` runs ``dvc add`` on it unless DVC tracks it already (default: the
+        tracker's ``dvc`` setting)."""
+        return self._event("out", path, kind, name, hash, size, uri, role, properties,
+                           self.tracker.dvc if dvc is None else dvc)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """One metric point: ``step=None`` for a final (coarse) metric, else a per-step value."""
@@ -412,10 +435,13 @@ class Execution:
 
     def _event(self, direction: str, path: str | os.PathLike[str] | None, kind: str, name: str | None,
                hash: str | None, size: int | None, uri: str | None, role: str | None,
-               properties: Mapping[str, Any] | None) -> str:
+               properties: Mapping[str, Any] | None, dvc_add: bool = False) -> str:
         self._check_running()
-        digest, shown = self.tracker._artifact(path, kind=kind, name=name, hash=hash, size=size, uri=uri,
-                                               properties=properties)
+        t = self.tracker
+        digest, shown = t._artifact(path, kind=kind, name=name, hash=hash, size=size, uri=uri,
+                                    properties=properties, dvc_add=dvc_add,
+                                    dvc_commit=direction == "out" and t.git_commit,
+                                    dvc_label=f"{t.pipeline}/{self._row['stage']}, execution {self.id}")
         self.tracker._add("events", {"execution_id": self.id, "artifact_hash": digest,
                                      "direction": direction, "role": role, "name": shown,
                                      "at": _now_us()})

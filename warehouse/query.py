@@ -224,6 +224,9 @@ class Warehouse(Analytics):
                 "FROM events e LEFT JOIN artifacts a ON a.hash = e.artifact_hash "
                 "WHERE e.execution_id = ? AND e.direction = ? ORDER BY name", [exec_id, d]).to_dicts()]
             for d in ("in", "out"))
+        from cmfq.warehouse.reproduce import reproduce_commands  # text only: DVC is not imported
+
+        row["reproduce"] = reproduce_commands(self, row)
         return row
 
     def artifact(self, ref: str) -> dict[str, Any]:

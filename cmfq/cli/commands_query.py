@@ -64,24 +64,6 @@ def executions(
 
 
 @app.command()
-def artifacts(
-    ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", "-k", help="dataset, model, featureset, metrics, env...")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Only names containing this text.")] = None,
-    execution: Annotated[str | None, typer.Option("--execution", "-e", help="Only those one execution used.")] = None,
-    limit: LimitOpt = 50,
-    warehouse: WarehouseOpt = None,
-    format: FormatOpt = Format.table,
-) -> None:
-    """List artifacts (content-addressed: one row per distinct content), newest first."""
-    from cmfq.cli.render import emit
-
-    with open_warehouse(ctx, warehouse) as wh:
-        rows = wh.artifacts(kind, name=name, execution=execution, limit=limit + 1)
-        emit(rows.head(limit), format, total=rows.height if rows.height > limit else None)
-
-
-@app.command()
 def show(ctx: typer.Context,
          ref: Annotated[str, typer.Argument(help="An execution id (or prefix), an artifact hash (or prefix) or name.")],
          warehouse: WarehouseOpt = None,
