@@ -42,6 +42,9 @@ test: $(BIN)/python
 	@command -v chromium >/dev/null || { echo "installing chromium for the browser tests"; \
 	  $(SUDO) apt-get install -y -qq chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
 	$(PIP) install -e ".[test]"
+	@# cmflib and mlflow in cached virtualenvs of their own, and the stores they write for the
+	@# interop tests: minutes on a cold cache, so here rather than inside timed tests
+	$(BIN)/python -m tests.interop.peers
 	$(BIN)/pytest
 
 bench: $(BIN)/python

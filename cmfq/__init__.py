@@ -1,6 +1,6 @@
 """cmfq: an analytics-first, columnar metadata warehouse for ML and data pipelines.
 
-Log with :class:`Tracker`, query with :class:`Warehouse` (or plain DuckDB SQL, or the
+Log with :class:`Tracker` or the :func:`track` decorator, query with :class:`Warehouse` (or plain DuckDB SQL, or the
 ``cmfq`` command). Importing ``cmfq`` is cheap: the logging path loads pyarrow only, and the
 query stack (duckdb, polars) loads when a :class:`Warehouse` is first used.
 """
@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from cmfq.errors import CmfqError
 
 __version__ = "0.1.0"
-__all__ = ["CmfqError", "Execution", "Tracker", "Warehouse", "__version__"]
+__all__ = ["CmfqError", "Execution", "Tracker", "Warehouse", "__version__", "track"]
 
 if TYPE_CHECKING:
+    from cmfq.ingest.decorator import track
     from cmfq.ingest.tracker import Execution, Tracker
     from cmfq.warehouse.query import Warehouse
 
@@ -22,6 +23,7 @@ _LAZY = {
     "Tracker": "cmfq.ingest.tracker",
     "Execution": "cmfq.ingest.tracker",
     "Warehouse": "cmfq.warehouse.query",
+    "track": "cmfq.ingest.decorator",
 }
 
 

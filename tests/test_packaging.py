@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_public_api_is_exactly_these_names() -> None:
-    assert sorted(cmfq.__all__) == ["CmfqError", "Execution", "Tracker", "Warehouse", "__version__"]
+    assert sorted(cmfq.__all__) == ["CmfqError", "Execution", "Tracker", "Warehouse", "__version__", "track"]
     for name in cmfq.__all__:
         assert getattr(cmfq, name) is not None
 
