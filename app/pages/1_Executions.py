@@ -7,7 +7,7 @@ import json
 import polars as pl
 import streamlit as st
 
-from cmfq.app import charts, data
+from cmfq.app import charts, data, fields
 
 #: Rows shown at once: a page of a 100k-run warehouse must stay quick to send and to draw.
 SHOWN = 500
@@ -55,9 +55,12 @@ run = data.get("execution", chosen)
 a, b = st.columns([1, 1])
 with a:
     st.subheader(f"{run['stage']} · {run['status']}")
-    st.write({k: run[k] for k in ("pipeline", "started_at", "duration_s", "site", "host", "user", "cmd")})
+    fields.show(run, ("pipeline", "started_at", "duration_s", "site", "host", "user", "cmd"))
     st.markdown("**Code**")
-    st.write({k: run[k] for k in ("git_repo", "git_commit", "git_branch", "git_dirty", "env_hash")})
+    fields.show(run, ("git_repo", "git_commit", "git_branch", "git_dirty", "env_hash"))
+    if run.get("reproduce"):
+        st.caption("To get this run's code and inputs back")
+        st.code("\n".join(run["reproduce"]), language="bash")
     if run["error"]:
         st.error(run["error"])
 with b:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cmfq.app import data
+from cmfq.app import data, fields
 
 #: Rows listed at once (newest first); search reaches the rest.
 SHOWN = 1000
@@ -44,7 +44,7 @@ info = data.get("artifact", chosen)
 left, right = st.columns([1, 1])
 with left:
     st.subheader(info.get("name", chosen))
-    st.write({k: info.get(k) for k in ("hash", "kind", "size", "uri", "site", "first_seen_at")})
+    fields.show(info, ("hash", "kind", "size", "uri", "site", "first_seen_at"))
     if info.get("properties"):
         st.markdown("**Properties**")
         st.json(info["properties"], expanded=False)
