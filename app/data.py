@@ -73,6 +73,15 @@ def _close(where: str) -> None:
             wh.close()
 
 
+def _prewarm() -> None:
+    """Import the charting stack (altair: about half a second) in the background while the
+    first page renders, so that the first page with a chart does not pay for it."""
+    import cmfq.app.charts  # noqa: F401
+
+
+threading.Thread(target=_prewarm, name="cmfq-prewarm", daemon=True).start()
+
+
 @atexit.register
 def _close_all() -> None:
     """Close what is still open at exit: a DuckDB database torn down by the interpreter's

@@ -418,9 +418,10 @@ def _size(result: Any) -> int:
 APP_PARAMS = {"executions": 100_000, "main_pipelines": 60, "shared_pipelines": 200}
 
 
-def app_pages(repeats: int, quick: bool = False) -> dict[str, Any]:
+def app_pages(repeats: int, quick: bool = False, demo: bool = False) -> dict[str, Any]:
     """Every page of `cmfq ui` in headless Chromium on a 100k-execution warehouse (20k with
-    --quick): the first visit (cold caches) and later visits, until rendered."""
+    --quick; the demo warehouse with ``demo``): reached by sidebar clicks in one session, as a
+    user moves (first round with cold caches, then later rounds), and opened in a new tab."""
     import os
     import sys
 
@@ -428,18 +429,35 @@ def app_pages(repeats: int, quick: bool = False) -> dict[str, Any]:
 
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
-    from tests.browser.chromium import PAGES, chromium, open_page
+    from tests.browser.chromium import NAV, PAGES, chromium, navigate, open_page
     from tests.conftest import _free_port, start_server, stop_server
 
-    path, m = synth.ensure(synth.QUICK if quick else synth.Params(**APP_PARAMS), progress=False)
+    if demo:
+        from cmfq.data_samples.pipeline import build_demo
+
+        folder = root / "bench" / ".data" / "demo"
+        shutil.rmtree(folder, ignore_errors=True)
+        path, m = build_demo(folder, echo=lambda line: None).warehouse, {"executions": "demo"}
+    else:
+        path, m = synth.ensure(synth.QUICK if quick else synth.Params(**APP_PARAMS), progress=False)
     Warehouse(path).close()  # build the index first: the page times are about the app
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server([str(Path(sys.executable).parent / "cmfq"), "ui", "-w", str(path), "--port", str(port)],
                           url + "/_stcore/health", timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     figures, errors = [], []
+    pre = "demo_" if demo else ""
     try:
         with chromium() as browser:
+            page, _ = open_page(browser, url, timeout_ms=300_000)
+            rounds = [{name: navigate(page, title, 300_000) * 1000 for name, title in NAV.items()}
+                      for _ in range(repeats + 1)]
+            for name in NAV:
+                figures.append(figure(f"{pre}nav_{name}_first", [rounds[0][name]]))
+                figures.append(figure(f"{pre}nav_{name}_warm", [r[name] for r in rounds[1:]]))
+                print(f"  {name} by the sidebar: first {rounds[0][name]:.0f} ms, "
+                      f"later {statistics.median(r[name] for r in rounds[1:]):.0f} ms", flush=True)
+            page.close()
             for name, page_path in PAGES.items():
                 times = []
                 for _ in range(repeats + 1):
@@ -448,9 +466,10 @@ def app_pages(repeats: int, quick: bool = False) -> dict[str, Any]:
                         errors.append(name)
                     page.close()
                     times.append(seconds * 1000)
-                figures.append(figure(f"page_{name}_first", times[:1]))
-                figures.append(figure(f"page_{name}_warm", times[1:]))
-                print(f"  {name}: first {times[0]:.0f} ms, warm {statistics.median(times[1:]):.0f} ms", flush=True)
+                figures.append(figure(f"{pre}tab_{name}_first", times[:1]))
+                figures.append(figure(f"{pre}tab_{name}_warm", times[1:]))
+                print(f"  {name} in a new tab: first {times[0]:.0f} ms, warm {statistics.median(times[1:]):.0f} ms",
+                      flush=True)
     finally:
         stop_server(server)
     return {"figures": figures, "checks": [check("no page shows a traceback", not errors, ", ".join(errors))],

@@ -49,3 +49,19 @@ def open_page(browser: Any, url: str, path: str = "", timeout_ms: int = 60_000) 
     page.goto(f"{url}/{path}")
     wait_rendered(page, timeout_ms)
     return page, time.perf_counter() - started
+
+
+#: Each page's link text in the sidebar and the title it shows.
+NAV = {"executions": "Executions", "artifacts": "Artifacts", "lineage": "Lineage",
+       "compare_models": "Compare models", "compare_datasets": "Compare datasets",
+       "deployments": "Deployments", "sql_console": "SQL console", "overview": "Overview"}
+
+
+def navigate(page: Any, title: str, timeout_ms: int = 60_000) -> float:
+    """Click ``title`` in the sidebar, as a user moves between pages (no reload, one session),
+    and return the seconds until that page is rendered."""
+    started = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=timeout_ms)
+    wait_rendered(page, timeout_ms)
+    return time.perf_counter() - started
