@@ -119,3 +119,29 @@ def test_missing_empty_and_corrupt_warehouses(tmp_path: Path, monkeypatch: pytes
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not at.exception and at.warning and "partition(s) skipped" in at.warning[0].value
     assert {m.label: m.value for m in at.metric}["Executions"] == "1"
+
+
+def test_lineage_of_a_300_deep_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The end of a 300-step chain: the page draws the nearest hops (depth slider, at most 50)
+    # instead of walking and drawing all 600 nodes.
+    import cmfq
+
+    wh = tmp_path / ".cmfq"
+    previous = "0" * 32
+    with cmfq.Tracker("deep", warehouse=wh, capture_git=False, capture_env=False) as t:
+        for i in range(300):
+            with t.execution(f"step{i % 3}") as ex:
+                ex.log_input(hash=previous, name=f"a{i}")
+                previous = f"{i + 1:032x}"
+                ex.log_output(hash=previous, name=f"a{i + 1}")
+    monkeypatch.setenv("CMFQ_WAREHOUSE", str(wh))
+    at = AppTest.from_file(MAIN, default_timeout=60).switch_page("pages/3_Lineage.py").run()
+    at.text_input[0].input(previous).run()
+    at.radio[0].set_value("up").run()
+    at.slider[0].set_value(50).run()
+    _ok(at)
+    caption = next(c.value for c in at.caption if "nodes" in c.value)
+    # 50 hops up: the center and 50 ancestors, and the 51 runs that made them (not 600 nodes).
+    assert caption.startswith("102 nodes (51 artifacts, 51 executions)"), caption
+    with cmfq.Warehouse(wh) as w:
+        assert w.lineage(previous, "up", 50).nodes.height == 102
