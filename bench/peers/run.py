@@ -1,5 +1,5 @@
 """Peer benchmarks: ``python bench/peers/run.py [--sizes 50,200,1000] [--systems cmfq,mlmd,mlflow,mlflow-batch,cmflib]
-[--cmflib-max 50] [--out FILE]`` (``make bench-peers``).
+[--cmflib-max 50] [--out FILE]`` (``make bench-peers``); ``--table RESULTS.json...`` prints the table again.
 
 The workload (workload.py) logged and queried by each system through its own driver
 (drive_<system>.py), each peer in a throwaway virtualenv of its own under ``bench/.venvs/``
@@ -114,7 +114,13 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--cmflib-max", type=int, default=50, help="cmflib runs ~3.6 s an execution: only N <= this")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                        help="only print the table of earlier results (a later file's system and N win)")
     args = parser.parse_args()
+    if args.table:
+        merged = {(r["system"], r["n"]): r for f in args.table for r in json.loads(f.read_text())["runs"]}
+        print(table(list(merged.values())))
+        return
     sizes, systems = [int(s) for s in args.sizes.split(",")], args.systems.split(",")
     started = time.perf_counter()
     peers = sorted({SYSTEMS[s][0] for s in systems} - {None})  # type: ignore[type-var]
