@@ -13,7 +13,7 @@ help:
 	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
 	@echo "make test   - install the test extras (and system packages the tests need), run the suite"
 	@echo "make bench  - run the benchmarks; JSON results land in bench/results/"
-	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (~30 min)"
+	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (~1 h on 2 cores)"
 	@echo "make lint   - ruff and mypy"
 
 $(BIN)/python:

@@ -108,6 +108,17 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
 
 
+def _report(results: list[dict[str, Any]], failures: list[str], sizes: list[int], venvs_s: float,
+            total_s: float) -> dict[str, Any]:
+    versions: dict[str, str] = {}
+    for r in results:
+        versions.update(r["log"]["versions"])
+    return {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
+            "versions": versions, "sizes": sizes, "venvs_s": venvs_s, "total_s": total_s,
+            "figures": [{"system": r["system"], "n": r["n"], **row(r)} for r in results], "runs": results,
+            "wrong_answers": failures}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,200,1000")
@@ -127,7 +138,11 @@ def main() -> None:
     with ThreadPoolExecutor(len(peers) or 1) as pool:  # minutes each on a cold cache: side by side, untimed
         list(pool.map(lambda peer: peer_venv(peer, VENVS), peers))
     venvs_s = time.perf_counter() - started
-    results, failures = [], []
+    out = args.out or ROOT / "bench" / "results" / f"peers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    report = _report(results, failures, sizes, venvs_s, venvs_s)
     with tempfile.TemporaryDirectory(prefix="cmfq-peers-") as tmp:
         for n in sizes:
             for system in systems:
@@ -141,18 +156,10 @@ def main() -> None:
                 failures += [f"{system} N={n}: {e}" for e in errors]
                 print(f"{system} N={n}: {time.perf_counter() - t0:.0f} s" + (f" WRONG: {errors}" if errors else ""),
                       file=sys.stderr, flush=True)
-    versions: dict[str, str] = {}
-    for r in results:
-        versions.update(r["log"]["versions"])
-    report = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
-              "versions": versions, "sizes": sizes, "venvs_s": venvs_s,
-              "total_s": time.perf_counter() - started,
-              "figures": [{"system": r["system"], "n": r["n"], **row(r)} for r in results], "runs": results,
-              "wrong_answers": failures}
-    out = args.out or ROOT / "bench" / "results" / f"peers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    m = report["machine"]
+                # after every system, so that an interrupted run keeps what it measured
+                report = _report(results, failures, sizes, venvs_s, time.perf_counter() - started)
+                out.write_text(json.dumps(report, indent=1))
+    m, versions = report["machine"], report["versions"]
     print(f"\n{m['cores']} cores, {(m['memory_bytes'] or 0) / 2**30:.1f} GiB, {m['platform']}, Python {m['python']}; "
           + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + f"; {report['total_s'] / 60:.1f} min\n")
     print(table(results))
