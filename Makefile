@@ -7,12 +7,13 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 export DVC_NO_ANALYTICS := 1
 export PIP_PROGRESS_BAR := off
 
-.PHONY: demo test bench lint wheel clean help
+.PHONY: demo test bench bench-peers lint wheel clean help
 
 help:
 	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
 	@echo "make test   - install the test extras (and system packages the tests need), run the suite"
 	@echo "make bench  - run the benchmarks; JSON results land in bench/results/"
+	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (~1 h on 2 cores)"
 	@echo "make lint   - ruff and mypy"
 
 $(BIN)/python:
@@ -50,6 +51,12 @@ test: $(BIN)/python
 bench: $(BIN)/python
 	$(PIP) install -e ".[test]"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Each peer in a throwaway virtualenv of its own under bench/.venvs/ (built on first use, a few
+# minutes each); BENCH_ARGS e.g. "--sizes 50 --systems cmfq,mlmd".
+bench-peers: $(BIN)/python
+	$(PIP) install -e ".[test]"
+	$(BIN)/python bench/peers/run.py $(BENCH_ARGS)
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .

@@ -33,10 +33,13 @@ PEERS: dict[str, list[str]] = {
 INSTALL_TIMEOUT = 1800
 
 
-def peer_venv(name: str) -> Path:
-    """The virtualenv of peer ``name`` (created on first use; later calls return at once)."""
+def peer_venv(name: str, root: Path | None = None) -> Path:
+    """The virtualenv of peer ``name`` under ``root`` (default: the cache's ``venvs/``; the
+    peer benchmarks keep theirs in ``bench/.venvs/``), created on first use; later calls
+    return at once."""
     requirements = PEERS[name]
-    return _cached(CACHE / "venvs" / f"{name}-{_digest(requirements)}", lambda venv: _install(venv, requirements))
+    folder = (root or CACHE / "venvs") / f"{name}-{_digest(requirements)}"
+    return _cached(folder, lambda venv: _install(venv, requirements))
 
 
 def cached_store(name: str, inputs: Iterable[Path], build: Callable[[Path], None]) -> Path:
@@ -82,10 +85,10 @@ def _install(venv: Path, requirements: Sequence[str]) -> None:
 
 
 def run_peer(name: str, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-             timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``python *args`` in the peer's virtualenv, its ``bin/`` first on PATH (cmflib runs
-    ``dvc``, ``git`` and ``pip`` as subprocesses)."""
-    venv = peer_venv(name)
+             timeout: float = 600, venvs: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python *args`` in the peer's virtualenv (under ``venvs``, see :func:`peer_venv`),
+    its ``bin/`` first on PATH (cmflib runs ``dvc``, ``git`` and ``pip`` as subprocesses)."""
+    venv = peer_venv(name, venvs)
     full = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             "DVC_NO_ANALYTICS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
     full.pop("VIRTUAL_ENV", None)

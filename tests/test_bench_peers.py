@@ -1,0 +1,46 @@
+"""The peer benchmarks' workload and answer checks, with cmfq only (no peer virtualenvs)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+PEERS = Path(__file__).resolve().parents[1] / "bench" / "peers"
+
+
+@pytest.fixture()
+def workload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(PEERS))
+    monkeypatch.chdir(tmp_path)  # the harness changes directory; this puts it back
+    import workload as module
+
+    return module
+
+
+def test_cmfq_logs_and_answers_every_query(workload, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import drive_cmfq
+
+    logged = workload.log_run(drive_cmfq.Logger(), tmp_path / "store", 3)
+    assert logged["executions"] == 12 and logged["metadata_bytes"] > 0
+    assert set(logged["handles"]) == {"q3_model", "q4_raw", "q5_train"}
+    queried = workload.query_run(drive_cmfq.Queries(), tmp_path / "store", 3, logged["handles"])
+    assert {q: queried[q]["error"] for q in ("q1", "q2", "q3", "q4", "q5")} == dict.fromkeys(
+        ("q1", "q2", "q3", "q4", "q5"))
+
+
+def test_check_catches_wrong_answers(workload) -> None:  # type: ignore[no-untyped-def]
+    truth = workload.truth(20)
+    for query, answer in truth.items():
+        assert workload.check(query, answer, 20) is None
+    assert workload.check("q1", list(reversed(truth["q1"])), 20) is None  # q1 is a set
+    wrong = copy.deepcopy(truth)
+    wrong["q1"].pop()
+    wrong["q2"][0][1] += 1
+    wrong["q3"]["executions"].append("evaluate")
+    wrong["q4"] = wrong["q4"][:-1]
+    wrong["q5"][50] += 0.01
+    for query, answer in wrong.items():
+        assert workload.check(query, answer, 20), query
+    assert len(truth["q2"]) == workload.TOP and truth["q2"] == sorted(truth["q2"], reverse=True)
