@@ -37,44 +37,19 @@ WHERE coalesce(n.kind, 'dataset') = 'dataset'
   AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = u.node AND p.direction = 'out')
 """
 
-#: Scores of the executions in $ids for each metric in $names: own final value, else the best
-#: value of a direct consumer of one of their outputs.
-SCORES_SQL = """
-WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS id),
+#: The scores of the runs in relation {runs} (a column ``id``) for each metric in the list
+#: {names}: a run's own final value, else the best value of a direct consumer of one of its
+#: outputs (a train run scored by its evaluation). CTEs own, downstream and scores.
+SCORE_CTES = """
 own AS (SELECT f.execution_id, f.name, f.value, f.min_value, f.max_value FROM final_metrics AS f
-        WHERE f.execution_id IN (SELECT id FROM ids) AND list_contains($names, f.name)),
+        WHERE f.execution_id IN (SELECT id FROM {runs}) AND list_contains({names}, f.name)),
 downstream AS (
     SELECT o.execution_id, f.name, max(f.value) AS value, arg_max(f.execution_id, f.value) AS scored_by,
            min(f.min_value) AS min_value, max(f.max_value) AS max_value
     FROM idx.events AS o
     JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
-    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains($names, f.name)
-    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM ids)
-    GROUP BY o.execution_id, f.name
-)
-SELECT coalesce(own.execution_id, d.execution_id) AS execution_id, coalesce(own.name, d.name) AS name,
-       coalesce(own.value, d.value) AS value, coalesce(own.min_value, d.min_value) AS min_value,
-       coalesce(own.max_value, d.max_value) AS max_value,
-       CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
-FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
-"""
-
-
-#: compare(): the runs of a stage/pipeline (?, ?) where {early} holds, scored on the metrics in
-#: the two lists (the result's metric is the last ?), kept where {late} holds. Columns: the run, its params as
-#: text, and value/min/max/scored_by of the chosen metric.
-COMPARE_SQL = """
-WITH sel AS (SELECT * FROM executions
-             WHERE (?::VARCHAR IS NULL OR stage = ?) AND (?::VARCHAR IS NULL OR pipeline = ?) AND ({early})),
-own AS (SELECT f.execution_id, f.name, f.value, f.min_value, f.max_value FROM final_metrics AS f
-        WHERE f.execution_id IN (SELECT id FROM sel) AND list_contains(?::VARCHAR[], f.name)),
-downstream AS (
-    SELECT o.execution_id, f.name, max(f.value) AS value, arg_max(f.execution_id, f.value) AS scored_by,
-           min(f.min_value) AS min_value, max(f.max_value) AS max_value
-    FROM idx.events AS o
-    JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
-    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains(?::VARCHAR[], f.name)
-    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM sel)
+    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains({names}, f.name)
+    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM {runs})
     GROUP BY o.execution_id, f.name
 ),
 scores AS (
@@ -83,7 +58,19 @@ scores AS (
            coalesce(own.max_value, d.max_value) AS max_value,
            CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
     FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
-),
+)"""
+
+#: Scores of the executions in $ids for each metric in $names (see SCORE_CTES).
+SCORES_SQL = ("WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS id), "
+              + SCORE_CTES.format(runs="ids", names="$names") + "\nSELECT * FROM scores")
+
+#: compare(): the runs of a stage/pipeline (?, ?) where {early} holds, scored on the metrics in
+#: the two lists (the result's metric is the last ?), kept where {late} holds. Columns: the run,
+#: its params as text, and value/min/max/scored_by of the chosen metric.
+COMPARE_SQL = """
+WITH sel AS (SELECT * FROM executions
+             WHERE (?::VARCHAR IS NULL OR stage = ?) AND (?::VARCHAR IS NULL OR pipeline = ?) AND ({early})),
+""" + SCORE_CTES.format(runs="sel", names="?::VARCHAR[]") + """,
 kept AS (SELECT * FROM sel WHERE {late})
 SELECT k.id, k.pipeline, k.stage, k.status, k.started_at, k.params::VARCHAR AS params, k.git_commit,
        s.value, s.min_value, s.max_value, s.scored_by
