@@ -309,10 +309,18 @@ def _s3fs(options: dict[str, Any]) -> Any:
     return fs
 
 
+# An HTTP 403 status, not the digits 403 inside a port or a hash ("127.0.0.1:40341" once read as one).
+_HTTP_403 = re.compile(r"(?<![:\w])403(?!\w)")
+_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeout", "Could not connect")
+
+
 def _remote_error(url: str, action: str, exc: BaseException) -> RemoteError:
     text = _one_line(exc)
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "InvalidAccessKeyId" in text \
-            or "SignatureDoesNotMatch" in text or "403" in text:
+    # s3fs may wrap a refused connection in a PermissionError; an unreachable endpoint is checked first.
+    unreachable = any(s in text for s in _UNREACHABLE)
+    if not unreachable and (isinstance(exc, PermissionError) or "AccessDenied" in text
+                            or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text
+                            or _HTTP_403.search(text)):
         return RemoteError(f"{url}: permission denied to {action} ({text}).",
                            hint="Check the credentials in your AWS environment or profile.", fatal=True)
     if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():

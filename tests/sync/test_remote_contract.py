@@ -78,3 +78,23 @@ def test_credentials_in_urls_are_refused(url: str) -> None:
 def test_secret_options_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="never stores secrets"):
         open_remote("s3://bucket/x", {"aws_secret_access_key": "x"})
+
+
+@pytest.mark.parametrize("port", ["40341", "1403", "50403"])
+def test_unreachable_endpoint_is_never_read_as_permission_denied(port: str) -> None:
+    # CI once drew port 40341 for a dead endpoint and the "403" in it was taken for HTTP 403.
+    from botocore.exceptions import EndpointConnectionError
+
+    from cmfq.warehouse.remote import _remote_error
+
+    cause = EndpointConnectionError(endpoint_url=f"http://127.0.0.1:{port}/bucket/x/cmfq.json")
+    for exc in (cause, PermissionError(str(cause))):
+        error = _remote_error("s3://bucket/x", "read its marker", exc)
+        assert "could not read its marker" in str(error) and error.transient and not error.fatal
+
+
+def test_http_403_is_permission_denied() -> None:
+    from cmfq.warehouse.remote import _remote_error
+
+    error = _remote_error("s3://b/x", "write", OSError("An error occurred (403) when calling PutObject: Forbidden"))
+    assert "permission denied to write" in str(error) and error.fatal
