@@ -251,28 +251,32 @@ class Analytics:
         ancestors = self._label(depth)
         # Producers of the model and of its ancestors, found on integer node ids.
         nodes = [start, *depth]
-        run_ids = [r[0] for r in self._rows(
-            f"SELECT DISTINCT execution_id FROM idx.events WHERE direction = 'out' AND node IN "
-            f"({', '.join('?' * len(nodes))})", nodes)]
+        run_ids = self._event_executions(nodes, "out")
         runs = self.sql(
             f"""SELECT id, pipeline, stage, status, started_at, params::VARCHAR AS params, git_repo, git_commit,
                        git_branch, git_dirty, env_hash, host, site, "user"
-                FROM executions WHERE id IN ({', '.join('?' * len(run_ids)) or 'NULL'})
+                FROM executions WHERE {_in_list("id", run_ids)}
                 ORDER BY started_at""", run_ids)
-        eval_ids = [r[0] for r in self._rows("SELECT execution_id FROM consumers(?)", [digest])]
+        eval_ids = self._event_executions([start], "in")
+        # Both sides narrowed to the consumers first: a join to the whole executions view scans it.
         evaluations = self.sql(
             f"""SELECT f.execution_id, x.stage, f.name, f.value FROM final_metrics AS f
-                JOIN executions AS x ON x.id = f.execution_id
-                WHERE f.execution_id IN ({', '.join('?' * len(eval_ids)) or 'NULL'})
-                ORDER BY f.execution_id, f.name""", eval_ids)
+                JOIN (SELECT id, stage FROM idx.executions WHERE {_in_list("id", eval_ids)}) AS x
+                  ON x.id = f.execution_id
+                WHERE {_in_list("f.execution_id", eval_ids)}
+                ORDER BY f.execution_id, f.name""", eval_ids * 2)
         producers = [p["id"] for p in info["producers"]]
         own = self.sql("SELECT execution_id, name, value, min_value, max_value, last_step FROM final_metrics "
-                       f"WHERE execution_id IN ({', '.join('?' * len(producers)) or 'NULL'}) ORDER BY name", producers)
+                       f"WHERE {_in_list('execution_id', producers)} ORDER BY name", producers)
         return {
             "model": {k: info.get(k) for k in ("hash", "kind", "name", "size", "uri", "first_seen_at", "properties")},
             "fitted_params": {r["key"]: json.loads(r["value"]) for r in self.sql(
                 "SELECT key, value::VARCHAR AS value FROM model_params WHERE model_hash = ?", [digest]).to_dicts()},
-            "tainted_by": self.sql("SELECT DISTINCT source, reason FROM tainted WHERE hash = ?", [digest]).to_dicts(),
+            # Tainted by every taint on the model or upstream of it: the ancestors are known
+            # already, so no walk down from every taint (what the `tainted` view does).
+            "tainted_by": self.sql("SELECT DISTINCT hash AS source, reason FROM taints WHERE hash IN "
+                                   "(SELECT unnest(?::VARCHAR[])) ORDER BY ALL",
+                                   [[digest, *ancestors["hash"].to_list()]]).to_dicts(),
             "trained_by": info["producers"],
             "data": ancestors.to_dicts(),
             "runs": runs.to_dicts(),
@@ -481,3 +485,9 @@ def _utc(when: dt.datetime | None) -> dt.datetime | None:
     if when is None:
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _in_list(column: str, values: list[Any]) -> str:
+    """``column IN (?, ...)`` for ``values``; FALSE when there are none, which DuckDB answers
+    without reading the table (``IN (NULL)`` scans it all)."""
+    return f"{column} IN ({', '.join('?' * len(values))})" if values else "FALSE"

@@ -401,9 +401,22 @@ class Warehouse(Analytics):
              "name": [r[3] for r in found], "size": [r[4] for r in found]},
             schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
 
-    def _executions_of(self, macro: str, digest: str) -> pl.DataFrame:
-        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions "
-                        f"WHERE id IN (SELECT execution_id FROM {macro}(?)) ORDER BY started_at", [digest])
+    def _executions_of(self, macro: Literal["producers", "consumers"], digest: str) -> pl.DataFrame:
+        found = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
+        ids = self._event_executions([found[0][0]] if found else [], "out" if macro == "producers" else "in")
+        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+                        "ORDER BY started_at", [ids])
+
+    def _event_executions(self, nodes: list[int], direction: Literal["in", "out"]) -> list[str]:
+        """The executions that read (``in``) or wrote (``out``) any of these node ids. The
+        node filter stands alone in a materialized CTE: DuckDB probes the events_node index
+        only when nothing else filters the scan (with the direction beside it, it reads every event)."""
+        if not nodes:
+            return []
+        return [r[0] for r in self._rows(
+            f"""WITH e AS MATERIALIZED (SELECT execution_id, direction FROM idx.events
+                                       WHERE node IN ({', '.join('?' * len(nodes))}))
+                SELECT DISTINCT execution_id FROM e WHERE direction = ? ORDER BY 1""", [*nodes, direction])]
 
 
 def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | None) -> dict[int, int]:

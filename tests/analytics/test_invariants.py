@@ -62,3 +62,7 @@ def test_taint_marks_exactly_the_models_downstream(graph: list[tuple[set[int], s
             models = set(wh.models()["hash"])
             assert set(wh.models(tainted=True)["hash"]) == models & downstream
             assert set(wh.models(tainted=False)["hash"]) == models - downstream
+            # The model card says the same, from the model's ancestors rather than the taint's descendants.
+            for model in models:
+                expected = [{"source": H[bad], "reason": "r"}] if model in downstream else []
+                assert wh.audit(model)["tainted_by"] == expected
