@@ -6,6 +6,9 @@ import streamlit as st
 
 from cmfq.app import data
 
+#: Search results shown at once.
+SHOWN_HITS = 50
+
 st.set_page_config(page_title="cmfq · Overview", page_icon="🗂️", layout="wide")
 data.sidebar()
 st.title("Overview")
@@ -24,10 +27,21 @@ for col, (label, key) in zip(cols, [("Pipelines", "pipelines"), ("Executions", "
 st.caption(f"{info['partitions']:,} partitions, {info['bytes'] / 1e6:.2f} MB on disk · last sync: "
            f"{info['last_sync'] or 'never'}")
 
+# The first thing a user looks for: a run, artifact or pipeline by name, id, hash or param.
+found = st.text_input("Search", placeholder="a name, hash or id prefix, param key or value, tag...",
+                      help="Searches names, ids, hashes, params and tags across every pipeline (cmfq search)")
+if found.strip():
+    hits = data.get("search", found, limit=SHOWN_HITS + 1)
+    st.caption(f"first {SHOWN_HITS} matches; say more to narrow them" if hits.height > SHOWN_HITS
+               else f"{hits.height} match(es)")
+    st.dataframe(hits.head(SHOWN_HITS), hide_index=True, width="stretch")
+
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Recent executions")
-    recent = data.get("executions", limit=10)
+    pipelines = data.get("pipelines")["name"].to_list()
+    chosen = st.selectbox("Pipeline", ["(all)", *pipelines], key="overview_pipeline")
+    recent = data.get("executions", None if chosen == "(all)" else chosen, limit=10)
     st.dataframe(recent.select("id", "pipeline", "stage", "status", "started_at", "duration_s"), hide_index=True,
                  width="stretch")
 with right:

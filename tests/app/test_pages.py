@@ -30,6 +30,13 @@ def test_overview(app: AppTest) -> None:
     assert values["Active deployments"] == "2"
     assert at.dataframe[0].value.shape[0] == 10  # recent executions
     assert "min_samples_split" in at.dataframe[-1].value["error"].to_list()[0]  # the failure, with its error
+    at.selectbox(key="overview_pipeline").select("wine-classifier").run()
+    recent = _ok(at).dataframe[0].value
+    assert recent.shape[0] == 7 and set(recent["pipeline"]) == {"wine-classifier"}  # its 7 runs
+    at.text_input[0].input("wine-classifier/features/test.parquet").run()
+    hits = _ok(at).dataframe[0].value
+    assert set(hits["entity"]) == {"artifact"} and len(hits) >= 1
+    assert all("wine-classifier/features/test.parquet" in m for m in hits["match"])
 
 
 def test_executions_filter_detail_and_diff(app: AppTest) -> None:

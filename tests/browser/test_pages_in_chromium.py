@@ -61,6 +61,13 @@ def test_overview(browser: object, app_url: str) -> None:
     assert any("Executions" in m and "29" in m for m in metrics)
     assert page.get_by_role("heading", name="Recent executions").is_visible()
     assert page.get_by_role("heading", name="Failures").is_visible()
+    search = page.get_by_role("textbox", name="Search", exact=True)
+    search.fill("wine-classifier/evaluate")
+    search.press("Enter")
+    page.get_by_text("match(es)").first.wait_for()
+    wait_rendered(page)
+    assert page.get_by_text("match(es)").first.is_visible()
+    page.screenshot(path=str(ARTIFACTS / "overview_search.png"), full_page=True)
 
 
 def test_executions(browser: object, app_url: str) -> None:
