@@ -24,22 +24,29 @@ class Lineage:
     edges: pl.DataFrame
 
     @classmethod
-    def build(cls, wh: Warehouse, *, root: str, artifacts: list[str], executions: list[str]) -> Lineage:
-        nodes = wh.sql(
+    def build(cls, wh: Warehouse, *, root: str, artifacts: list[str], executions: list[str],
+              nodes: list[int]) -> Lineage:
+        """The graph of these artifacts (hashes, and their index node ids) and executions."""
+        from cmfq.warehouse.query import node_filter
+
+        frame = wh.sql(
             """SELECT h AS id, 'artifact' AS type, coalesce(a.name, h) AS label,
                       coalesce(a.kind, '?') AS kind, NULL::VARCHAR AS pipeline, NULL::VARCHAR AS status
                FROM unnest(?::VARCHAR[]) t(h) LEFT JOIN artifacts a ON a.hash = h
                UNION ALL
                SELECT id, 'execution', stage, coalesce(type, 'execution'), pipeline, status
-               FROM executions WHERE list_contains(?, id)
+               FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))
                ORDER BY type, label, id""", [artifacts, executions])
+        # The events of the graph's artifacts (index probes on their node ids), kept where the
+        # execution is in the graph too.
+        where, args = node_filter(nodes)
         edges = wh.sql(
-            """SELECT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,
-                      CASE direction WHEN 'in' THEN execution_id ELSE artifact_hash END AS target
-               FROM events
-               WHERE list_contains(?, execution_id) AND list_contains(?, artifact_hash)
-               ORDER BY source, target""", [executions, artifacts])
-        return cls(root, nodes, edges)
+            f"""WITH e AS MATERIALIZED (SELECT execution_id, artifact_hash, direction FROM idx.events WHERE {where})
+                SELECT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,
+                       CASE direction WHEN 'in' THEN execution_id ELSE artifact_hash END AS target
+                FROM e WHERE list_contains(?, execution_id)
+                ORDER BY source, target""", [*args, executions])
+        return cls(root, frame, edges)
 
     # -- renderings -------------------------------------------------------------------------------
 

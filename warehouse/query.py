@@ -295,25 +295,19 @@ class Warehouse(Analytics):
                                                    "AND direction = 'out'", [root_exec])]
         else:
             up_roots = down_roots = roots
-        up: set[str] = set(up_roots) if direction in ("up", "both") else set()
-        down: set[str] = set(down_roots) if direction in ("down", "both") else set()
-        for h in list(up):
-            up.update(self.ancestors(h, max_depth)["hash"].to_list())
-        for h in list(down):
-            down.update(self.descendants(h, max_depth)["hash"].to_list())
-        hashes = sorted(up | down | set(roots))
-        execs: set[str] = set()
-        if up:
-            execs.update(r[0] for r in self._rows("SELECT DISTINCT execution_id FROM events "
-                                                  "WHERE direction = 'out' AND list_contains(?, artifact_hash)",
-                                                  [sorted(up)]))
-        if down:
-            execs.update(r[0] for r in self._rows("SELECT DISTINCT execution_id FROM events "
-                                                  "WHERE direction = 'in' AND list_contains(?, artifact_hash)",
-                                                  [sorted(down)]))
-        if root_exec:
-            execs.add(root_exec)
-        return Lineage.build(self, root=root_exec or roots[0], artifacts=hashes, executions=sorted(execs))
+        # Walked on node ids; producers (upstream) and consumers (downstream) found by index probes.
+        up: set[int] = set()
+        down: set[int] = set()
+        for walk, starts, into in (("up", up_roots, up), ("down", down_roots, down)):
+            if direction in (walk, "both"):
+                for h in starts:
+                    start, depth = self._cone(walk, h, max_depth)  # type: ignore[arg-type]
+                    into.update((start, *depth))
+        nodes = sorted(up | down)
+        hashes = sorted(set(self._label(dict.fromkeys(nodes, 0))["hash"].to_list()) | set(roots))
+        execs = {*self._event_executions(sorted(up), "out"), *self._event_executions(sorted(down), "in")}
+        return Lineage.build(self, root=root_exec or roots[0], artifacts=hashes, executions=sorted(execs),
+                             nodes=nodes)
 
     # -- resolving names --------------------------------------------------------------------------
 
@@ -346,6 +340,8 @@ class Warehouse(Analytics):
         ref = _ref(ref, "execution")
         if len(ref) < MIN_PREFIX:
             raise NotFoundError("execution", ref, hint=f"Give at least {MIN_PREFIX} characters of the id.")
+        if self._rows("SELECT 1 FROM idx.executions WHERE id = ?", [ref]):  # a whole id: an index probe
+            return ref
         found = [r[0] for r in self._rows("SELECT id FROM executions WHERE starts_with(id, ?) ORDER BY id "
                                           "LIMIT 21", [ref])]
         if len(found) == 1:
@@ -413,10 +409,18 @@ class Warehouse(Analytics):
         only when nothing else filters the scan (with the direction beside it, it reads every event)."""
         if not nodes:
             return []
+        where, args = node_filter(nodes)
         return [r[0] for r in self._rows(
-            f"""WITH e AS MATERIALIZED (SELECT execution_id, direction FROM idx.events
-                                       WHERE node IN ({', '.join('?' * len(nodes))}))
-                SELECT DISTINCT execution_id FROM e WHERE direction = ? ORDER BY 1""", [*nodes, direction])]
+            f"""WITH e AS MATERIALIZED (SELECT execution_id, direction FROM idx.events WHERE {where})
+                SELECT DISTINCT execution_id FROM e WHERE direction = ? ORDER BY 1""", [*args, direction])]
+
+
+def node_filter(nodes: list[int]) -> tuple[str, list[Any]]:
+    """A filter on ``node`` and its parameters: DuckDB probes the events_node index for a
+    short IN list, and a long list is better read in one scan."""
+    if len(nodes) <= ART_LOOKUPS:
+        return f"node IN ({', '.join('?' * len(nodes))})", list(nodes)
+    return "list_contains(?::INTEGER[], node)", [nodes]
 
 
 def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | None) -> dict[int, int]:
