@@ -46,31 +46,11 @@ WHERE a.kind = 'model'
 QUALIFY row_number() OVER (PARTITION BY a.hash ORDER BY x.started_at NULLS LAST, x.id) = 1;
 
 -- A score per execution for a metric: its own final value, or else the best value logged by an
--- execution that consumed one of its outputs (a train run scored by its evaluation).
--- `in_stage` scores only the runs of one stage (NULL: all): filtering before the join of
--- outputs to consumers, not after, halves the work of best_per_dataset on a large warehouse.
+-- execution that consumed one of its outputs (a train run scored by its evaluation). The index
+-- keeps every run's scores in step (sql/index_scores.sql); `in_stage` keeps one stage's runs.
 CREATE OR REPLACE MACRO run_scores(metric, in_stage := NULL) AS TABLE
-WITH runs AS (
-    SELECT id, started_at FROM idx.executions WHERE in_stage IS NULL OR stage = in_stage
-),
-own AS (
-    SELECT execution_id, value FROM idx.final_metrics WHERE name = metric
-),
-downstream AS (
-    -- Joined on integer node ids, not 32-character hashes.
-    SELECT o.execution_id, max(m.value) AS value, arg_max(m.execution_id, m.value) AS scored_by
-    FROM runs AS r
-    JOIN idx.events AS o ON o.execution_id = r.id AND o.direction = 'out'
-    JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
-    JOIN own AS m ON m.execution_id = i.execution_id
-    GROUP BY o.execution_id
-)
-SELECT r.id AS execution_id, coalesce(own.value, d.value) AS score,
-       CASE WHEN own.value IS NOT NULL THEN r.id ELSE d.scored_by END AS scored_by, r.started_at
-FROM runs AS r
-LEFT JOIN own ON own.execution_id = r.id
-LEFT JOIN downstream AS d ON d.execution_id = r.id
-WHERE own.value IS NOT NULL OR d.value IS NOT NULL;
+SELECT execution_id, value AS score, scored_by, started_at FROM idx.scores
+WHERE name = metric AND value IS NOT NULL AND (in_stage IS NULL OR stage = in_stage);
 
 -- The best run of every raw dataset (an artifact nothing produced, of kind dataset): among the
 -- runs that read it directly or through derived data, the best score of `metric` (run_scores),

@@ -17,6 +17,14 @@ CREATE TABLE IF NOT EXISTS nodes (id INTEGER, hash VARCHAR, kind VARCHAR, name V
 CREATE TABLE IF NOT EXISTS final_metrics (execution_id VARCHAR, name VARCHAR, value DOUBLE, last_step BIGINT,
                                           min_value DOUBLE, max_value DOUBLE);
 
+-- The score of every run for every metric it has one for: its own final value, else the best
+-- final value of a run that read one of its outputs (a train run scored by its evaluation),
+-- with the run's stage and start, kept in step at each merge (index_scores.sql). Comparing
+-- and ranking runs then read one row per run instead of joining every event twice.
+CREATE TABLE IF NOT EXISTS _cmfq_scores_dirty (execution_id VARCHAR);
+CREATE TABLE IF NOT EXISTS scores (execution_id VARCHAR, stage VARCHAR, started_at TIMESTAMPTZ, name VARCHAR,
+                                   value DOUBLE, min_value DOUBLE, max_value DOUBLE, scored_by VARCHAR);
+
 -- Artifact -> artifact edges through an execution (each input x each output), by node id.
 CREATE TABLE IF NOT EXISTS lineage_graph (parent INTEGER, child INTEGER, execution_id VARCHAR);
 -- (The events table also carries each artifact's node id, in a column `node`.)

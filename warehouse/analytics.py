@@ -39,26 +39,10 @@ WHERE coalesce(n.kind, 'dataset') = 'dataset'
 
 #: The scores of the runs in relation {runs} (a column ``id``) for each metric in the list
 #: {names}: a run's own final value, else the best value of a direct consumer of one of its
-#: outputs (a train run scored by its evaluation). CTEs own, downstream and scores.
+#: outputs (a train run scored by its evaluation), as the index keeps them (index_scores.sql).
 SCORE_CTES = """
-own AS (SELECT f.execution_id, f.name, f.value, f.min_value, f.max_value FROM final_metrics AS f
-        WHERE f.execution_id IN (SELECT id FROM {runs}) AND list_contains({names}, f.name)),
-downstream AS (
-    SELECT o.execution_id, f.name, max(f.value) AS value, arg_max(f.execution_id, f.value) AS scored_by,
-           min(f.min_value) AS min_value, max(f.max_value) AS max_value
-    FROM idx.events AS o
-    JOIN idx.events AS i ON i.node = o.node AND i.direction = 'in'
-    JOIN final_metrics AS f ON f.execution_id = i.execution_id AND list_contains({names}, f.name)
-    WHERE o.direction = 'out' AND o.execution_id IN (SELECT id FROM {runs})
-    GROUP BY o.execution_id, f.name
-),
-scores AS (
-    SELECT coalesce(own.execution_id, d.execution_id) AS execution_id, coalesce(own.name, d.name) AS name,
-           coalesce(own.value, d.value) AS value, coalesce(own.min_value, d.min_value) AS min_value,
-           coalesce(own.max_value, d.max_value) AS max_value,
-           CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
-    FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
-)"""
+scores AS (SELECT s.execution_id, s.name, s.value, s.min_value, s.max_value, s.scored_by FROM idx.scores AS s
+           WHERE s.execution_id IN (SELECT id FROM {runs}) AND list_contains({names}, s.name))"""
 
 #: Scores of the executions in $ids for each metric in $names (see SCORE_CTES).
 SCORES_SQL = ("WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS id), "
@@ -149,7 +133,7 @@ class Analytics:
         # Everything set-based in DuckDB: the chosen runs, their scores, the filter, into one
         # temp table that the varying-params scan and the sorted page then read.
         table = f"_compare_{uuid.uuid4().hex}"
-        args: list[Any] = [stage, stage, pipeline, pipeline, *(early.args if early else ()), names, names,
+        args: list[Any] = [stage, stage, pipeline, pipeline, *(early.args if early else ()), names,
                            *(late.args if late else ()), metric or ""]
         self.relation(f"CREATE TEMP TABLE {table} AS " + COMPARE_SQL.format(
             early=early.sql if early else "TRUE", late=late.sql if late else "TRUE"), args)

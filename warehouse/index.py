@@ -30,9 +30,9 @@ from cmfq.warehouse.source import Source
 log = logging.getLogger("cmfq")
 
 #: Bump when the index's tables change shape: older index files are then rebuilt.
-INDEX_VERSION = "4"
+INDEX_VERSION = "5"
 #: Tables the index derives from the facts at each merge (see _derived_statements).
-DERIVED = ("nodes", "lineage_graph", "final_metrics")
+DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.
 CHUNK_BYTES = 256 << 20
 CHUNK_FILES = 5_000
@@ -72,7 +72,7 @@ def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for name in [*TABLES, *DERIVED, "_cmfq_partitions", "_cmfq_replaced", "_cmfq_meta"]:
+    for name in [*TABLES, *DERIVED, "_cmfq_partitions", "_cmfq_replaced", "_cmfq_scores_dirty", "_cmfq_meta"]:
         con.execute(f"DROP TABLE IF EXISTS idx.{name}")
 
 
@@ -101,10 +101,37 @@ def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progres
         _load_missing(con, source, on_disk, sizes, report, progress)
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
+    _rescore(con)
     _run_in_idx(con, "index_art")  # no-op when they exist; after a bulk load, built in one go
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])
     report.seconds = time.perf_counter() - started
     return report
+
+
+#: Runs rescored per statement (sql/index_scores_batch.sql): bounds memory on a rebuild.
+SCORE_BATCH = 50_000
+
+
+def _rescore(con: duckdb.DuckDBPyConnection) -> None:
+    """Rescore the runs merged since the last refresh and the producers of what they read
+    (sql/index_scores.sql), a batch per transaction; the notes go once all are done."""
+    if not con.execute("SELECT 1 FROM idx._cmfq_scores_dirty LIMIT 1").fetchall():
+        return
+    for stmt in sql.statements("index_scores", batch_size=str(SCORE_BATCH)):
+        con.execute(stmt)
+    (batches,), = con.execute("SELECT coalesce(max(batch) + 1, 0) FROM scores_affected").fetchall()
+    for batch in range(batches):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stmt in sql.statements("index_scores_batch", batch=str(batch)):
+                con.execute(stmt)
+            if batch == batches - 1:
+                con.execute("DELETE FROM idx._cmfq_scores_dirty")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    con.execute("DROP TABLE scores_affected")
 
 
 def _reset(con: duckdb.DuckDBPyConnection, report: RefreshReport) -> None:
@@ -159,6 +186,8 @@ def pending(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
     ddl = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'ddl'").fetchone()
     if not ddl or ddl[0] != _ddl_digest():
         return True  # new bookkeeping tables or indexes to create (no rebuild needed)
+    if con.execute("SELECT 1 FROM idx._cmfq_scores_dirty LIMIT 1").fetchall():
+        return True  # runs merged by a process that stopped before rescoring them
     on_disk = {str(n) for n in source.partitions()}
     return on_disk != loaded
 
@@ -234,16 +263,23 @@ def _covered(con: duckdb.DuckDBPyConnection, parts: list[partition.Inspected]) -
     return covered
 
 
+#: The tables whose rows change scores, and the column naming the run in each.
+SCORED_BY = {"executions": "id", "events": "execution_id", "metrics": "execution_id"}
+
+
 def _derived_statements(table: str) -> list[str]:
-    """Keep the index's derived tables (nodes, lineage_graph, final_metrics) in step with a merged table."""
+    """Keep the index's derived tables (nodes, lineage_graph, final_metrics) in step with a
+    merged table, and note the runs whose scores the chunk changes (see index_scores.sql)."""
+    touched = ([f"INSERT INTO idx._cmfq_scores_dirty SELECT DISTINCT {SCORED_BY[table]} FROM staging_{table}"]
+               if table in SCORED_BY else [])
     if table == "artifacts":
         return sql.statements("index_nodes", source="staging_artifacts", column="hash")
     if table == "events":
         return [*sql.statements("index_nodes", source="staging_events", column="artifact_hash"),
-                *sql.statements("index_lineage")]  # also fills events.node
+                *sql.statements("index_lineage"), *touched]  # also fills events.node
     if table == "metrics":
-        return sql.statements("index_final_metrics")
-    return []
+        return [*sql.statements("index_final_metrics"), *touched]
+    return touched
 
 
 def _cols(spec: TableSpec) -> str:
