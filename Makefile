@@ -7,7 +7,7 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 export DVC_NO_ANALYTICS := 1
 export PIP_PROGRESS_BAR := off
 
-.PHONY: demo test bench bench-peers lint wheel clean help
+.PHONY: demo test test-spark bench bench-peers lint wheel clean help
 
 help:
 	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
@@ -51,6 +51,11 @@ test: $(BIN)/python
 	@# interop tests: minutes on a cold cache, so here rather than inside timed tests
 	$(BIN)/python -m tests.interop.peers
 	$(BIN)/pytest
+
+# Every Spark-vs-DuckDB comparison (the default run keeps the issue's core views and walks).
+test-spark: $(BIN)/python
+	$(PIP) install -e ".[test]"
+	$(BIN)/pytest tests/spark -m "spark_full or not spark_full"
 
 bench: $(BIN)/python
 	$(PIP) install -e ".[test]"

@@ -18,6 +18,7 @@ Lineage walks are a breadth-first frontier join: Spark's recursive CTEs allow on
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -64,7 +65,9 @@ def session(master: str = "local[2]", conf: dict[str, str] | None = None, app_na
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("FATAL")  # errors reach Python as exceptions, once
+    # Errors reach Python as exceptions, once: not also as JVM and JSON log records on stderr.
+    spark.sparkContext.setLogLevel("FATAL")
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL + 1)
     return spark
 
 
