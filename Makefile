@@ -7,7 +7,7 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 export DVC_NO_ANALYTICS := 1
 export PIP_PROGRESS_BAR := off
 
-.PHONY: demo test bench bench-peers lint wheel clean help
+.PHONY: demo test test-spark bench bench-peers lint wheel clean help
 
 help:
 	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
@@ -37,16 +37,25 @@ demo: $(BIN)/python
 
 # Tests run against the installed package (editable here; tests/test_packaging.py also builds
 # the wheel and runs it from a temp folder). git is needed by the git/DVC tests, Debian's
-# chromium by the browser tests (Playwright drives it; its own browser download is unreachable).
+# chromium by the browser tests (Playwright drives it; its own browser download is unreachable),
+# a Java runtime by the Spark tests.
 test: $(BIN)/python
 	@command -v git >/dev/null || { echo "installing git"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq git; }
 	@command -v chromium >/dev/null || { echo "installing chromium for the browser tests"; \
 	  $(SUDO) apt-get install -y -qq chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
+	@# Java for the Spark tests (pyspark 4 needs 17+): Debian's headless JRE
+	@command -v java >/dev/null || { echo "installing a Java runtime for the Spark tests"; \
+	  $(SUDO) apt-get install -y -qq default-jre-headless || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq default-jre-headless; }; }
 	$(PIP) install -e ".[test]"
 	@# cmflib and mlflow in cached virtualenvs of their own, and the stores they write for the
 	@# interop tests: minutes on a cold cache, so here rather than inside timed tests
 	$(BIN)/python -m tests.interop.peers
 	$(BIN)/pytest
+
+# Every Spark-vs-DuckDB comparison (the default run keeps the issue's core views and walks).
+test-spark: $(BIN)/python
+	$(PIP) install -e ".[test]"
+	$(BIN)/pytest tests/spark -m "spark_full or not spark_full"
 
 bench: $(BIN)/python
 	$(PIP) install -e ".[test]"

@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small warehouse and few repeats (about a minute)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only benchmarks whose name starts with NAME (logging, index_build, lineage, "
-                         "topk, compact, analytics, app, sync, dvc; add [fresh] or [compacted] for one variant); repeatable")
+                         "topk, compact, analytics, app, sync, spark, dvc; add [fresh] or [compacted] for one variant); repeatable")
     ap.add_argument("--repeats", type=int, help="repeats of every timed figure (default 3 quick, 7 full)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON result")
     return ap.parse_args(argv)
@@ -104,6 +104,8 @@ def plan(wh: str, compacted: str, sizes: Sizes) -> list[Step]:
     steps.append(Step("app[demo]", "app_pages", {"repeats": sizes.repeats, "demo": True}))
     steps.append(Step("app[100k]", "app_pages", {"repeats": sizes.repeats, "quick": sizes is QUICK_SIZES}))
     steps.append(Step("sync", "sync", {"path": wh, "repeats": sizes.repeats}))
+    # Issue 11: the same questions through Spark local[2], answers checked against DuckDB.
+    steps.append(Step("spark", "spark", {"path": wh, "repeats": min(sizes.repeats, 3)}))
     steps.append(Step("dvc", "dvc", {"files": sizes.dvc_files, "lock_outs": sizes.dvc_lock_outs,
                                      "commits": sizes.dvc_commits, "repeats": sizes.repeats}))
     return steps
@@ -118,7 +120,7 @@ def select(steps: list[Step], only: list[str], compacted_ready: bool) -> list[St
     if needs_copy and not any(s.function == "compact" for s in chosen):
         chosen.insert(0, next(s for s in steps if s.function == "compact"))
     for s in chosen:
-        if s.function in ("lineage", "topk", "compact", "analytics"):
+        if s.function in ("lineage", "topk", "compact", "analytics", "spark"):
             path = str(s.args.get("path") or s.args["src"])
             out.append(Step(f"setup: index of {Path(path).name}", "prepare_index", {"path": path}, setup=True))
         out.append(s)
