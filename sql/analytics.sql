@@ -55,31 +55,31 @@ WHERE name = metric AND value IS NOT NULL AND (in_stage IS NULL OR stage = in_st
 -- The best run of every raw dataset (an artifact nothing produced, of kind dataset): among the
 -- runs that read it directly or through derived data, the best score of `metric` (run_scores),
 -- ties to the latest run, then the smallest id. `in_stage` keeps runs of one stage (NULL: all);
--- `lowest_first` ranks the smallest score first. Rather than finding the roots of every run,
--- the best rank climbs the lineage graph: a node keeps the best rank of the runs below it and
--- is visited again only when that rank improves, so the work stays near one pass per node.
+-- `lowest_first` ranks the smallest score first. A run's rank is a struct compared field by
+-- field (score, then lateness, then id), so no global sort is needed: each input keeps the
+-- best of the runs that read it, and each upstream node the best of the inputs below it.
 CREATE OR REPLACE MACRO best_per_dataset(metric, in_stage := NULL, lowest_first := false) AS TABLE
-WITH RECURSIVE ranked AS (
-    SELECT s.execution_id, s.score, s.scored_by,
-           row_number() OVER (ORDER BY CASE WHEN lowest_first THEN s.score ELSE -s.score END,
-                                       s.started_at DESC, s.execution_id) AS rk
+WITH RECURSIVE inputs AS (
+    SELECT e.node, min({key: CASE WHEN lowest_first THEN s.score ELSE -s.score END,
+                        late: coalesce(-epoch_us(s.started_at), 9223372036854775807),
+                        id: s.execution_id, score: s.score, scored_by: s.scored_by}) AS best
     FROM run_scores(metric, in_stage := in_stage) AS s
-),
-best(node, rk) USING KEY (node) AS (
-    SELECT e.node, min(r.rk) FROM ranked AS r
-    JOIN idx.events AS e ON e.execution_id = r.execution_id AND e.direction = 'in'
+    JOIN idx.events AS e ON e.execution_id = s.execution_id AND e.direction = 'in'
     GROUP BY e.node
+),
+up(start, node) AS (
+    SELECT node, node FROM inputs
     UNION
-    SELECT c.parent, c.rk FROM (
-        SELECT g.parent, min(b.rk) AS rk FROM best AS b JOIN idx.lineage_graph AS g ON g.child = b.node
-        GROUP BY g.parent
-    ) AS c
-    WHERE NOT EXISTS (SELECT 1 FROM recurring.best AS seen WHERE seen.node = c.parent AND seen.rk <= c.rk)
+    SELECT u.start, g.parent FROM up AS u JOIN idx.lineage_graph AS g ON g.child = u.node
+),
+reached AS (
+    SELECT u.node, min(i.best) AS best FROM up AS u JOIN inputs AS i ON i.node = u.start GROUP BY u.node
 )
-SELECT n.hash AS dataset, n.name AS dataset_name, r.execution_id, r.score, r.scored_by
-FROM best AS b JOIN idx.nodes AS n ON n.id = b.node JOIN ranked AS r ON r.rk = b.rk
+SELECT n.hash AS dataset, n.name AS dataset_name, r.best.id AS execution_id, r.best.score AS score,
+       r.best.scored_by AS scored_by
+FROM reached AS r JOIN idx.nodes AS n ON n.id = r.node
 WHERE coalesce(n.kind, 'dataset') = 'dataset'
-  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = b.node AND p.direction = 'out');
+  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = r.node AND p.direction = 'out');
 
 -- Everything downstream of a tainted artifact is tainted; the reason travels with it.
 CREATE OR REPLACE VIEW tainted AS
