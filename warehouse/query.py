@@ -440,7 +440,15 @@ def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | No
 _READ_ONLY = frozenset({"SELECT", "EXPLAIN"})
 
 
+#: Reading a remote in place holds its S3 key in a DuckDB secret; duckdb_secrets() would show
+#: the key id and session token (only the secret key is redacted).
+_CREDENTIAL_FUNCTIONS = re.compile(r"duckdb_secrets|which_secret", re.I)
+
+
 def _check_read_only(query: str) -> None:
+    if _CREDENTIAL_FUNCTIONS.search(query):
+        raise QueryError("cmfq SQL does not show credentials: duckdb_secrets() and which_secret() are not available.",
+                         hint="Credentials come from the AWS environment or profile; check them with the AWS CLI.")
     for statement in duckdb.extract_statements(query):
         kind = statement.type.name
         if kind not in _READ_ONLY:

@@ -263,7 +263,8 @@ def open_remote(url: str, options: dict[str, Any] | None = None) -> Remote:
     if parsed.scheme in ("", "file") or re.fullmatch(r"[A-Za-z]", parsed.scheme or ""):
         path = Path(parsed.path if parsed.scheme == "file" else url).expanduser()
         return FolderRemote(path.resolve())
-    if parsed.username or parsed.password:
+    # A signed or keyed URL (?X-Amz-Signature=..., ?secret=...) would be saved in cmfq.json.
+    if parsed.username or parsed.password or (parsed.query and _SECRETISH.search(parsed.query)):
         raise InvalidInputError("Remote URLs must not contain credentials.",
                                 hint="Use the AWS environment, config files or a profile instead.")
     if parsed.scheme == "s3":
