@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cmfq.cli.main import app
-
 from tests.conftest import run_cli
 
 KEY_ID = "AKIACMFQLEAKTEST7777"

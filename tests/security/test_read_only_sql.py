@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 import cmfq
-
 from cmfq.cli.main import app
 from tests.conftest import make_chain
 
