@@ -92,6 +92,9 @@ WarehouseOpt = Annotated[
                  show_default=False),
 ]
 
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Skip this many rows first (the next page).")]
+
 
 @app.callback()
 def _main(

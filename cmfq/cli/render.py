@@ -62,6 +62,19 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int 
             err().print(f"[dim]… {total - df.height} more rows; raise --limit or use --format json|csv[/dim]")
 
 
+def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True) -> None:
+    """Print rows ``offset`` to ``offset + limit`` of ``df`` and, on stderr, how to see the rest.
+    ``counted=False``: ``df`` was fetched with ``LIMIT offset + limit + 1`` (so the number of
+    rows left is unknown, only that there are more)."""
+    shown = df.slice(offset, limit)
+    emit(shown, fmt)
+    left = df.height - offset - shown.height
+    if left > 0:
+        count = f"{left} more rows" if counted else "more rows"
+        err().print(f"[dim]… {count}; see them with --offset {offset + limit}, or raise --limit[/dim]",
+                    highlight=False)
+
+
 def emit_record(record: dict[str, Any], fmt: Format) -> None:
     """Print one nested record (``cmfq show``) as JSON or as an indented listing."""
     if fmt is Format.json:
