@@ -58,6 +58,7 @@ def shared_tmp() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.thorough
 def test_permission_denied(shared_tmp: Path) -> None:
     wh = shared_tmp / "wh"
     make_chain(wh, "p", ["a"])
@@ -149,6 +150,7 @@ def stalled_server() -> Iterator[str]:
         sock.close()
 
 
+@pytest.mark.thorough
 def test_stalled_s3_server_times_out_with_bounded_retries(tmp_path: Path, stalled_server: str) -> None:
     make_chain(tmp_path / "wh", "p", ["a"])
     env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "CMFQ_REMOTE_TIMEOUT": "1"}

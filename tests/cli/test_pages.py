@@ -40,6 +40,7 @@ def test_every_listing_pages() -> None:
         assert isinstance(default, int) and default <= 1000, name
 
 
+@pytest.mark.thorough
 @pytest.mark.parametrize("command", ["pipelines", "executions", "artifacts"])
 def test_pages_cover_everything_once(wh: Path, command: str) -> None:
     code, out, _ = cli(wh, command, "-f", "json", "--limit", "1000")

@@ -200,6 +200,7 @@ def test_app_pages_show_hostile_names(hostile: tuple[Path, dict[str, str]], monk
 text = st.text(min_size=1, max_size=60).filter(lambda s: s.strip() and not s.startswith("-"))
 
 
+@pytest.mark.thorough
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipeline=text, stage=text, key=text, value=st.one_of(text, st.integers(), st.floats(allow_nan=False)))
 def test_any_name_round_trips_through_the_cli(pipeline: str, stage: str, key: str, value: object) -> None:

@@ -92,6 +92,7 @@ def test_the_message_says_what_to_do(wh: Path) -> None:
     assert "--format csv|json > file" in err
 
 
+@pytest.mark.thorough
 def test_remote_in_place_is_read_only_too(wh: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
@@ -107,6 +108,7 @@ def test_remote_in_place_is_read_only_too(wh: Path, tmp_path: Path) -> None:
     assert _snapshot(remote) == before and not list(Path("/tmp").glob(Path(ESCAPE).name + "*"))
 
 
+@pytest.mark.thorough
 def test_app_console_refuses_and_other_pages_still_answer(demo_warehouse: Path, monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     from importlib import resources
