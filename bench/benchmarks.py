@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -589,3 +592,71 @@ def dvc(files: int, lock_outs: int, commits: int, repeats: int) -> dict[str, Any
         "info": {"projects_built_s": {"dvcfiles": built_files, "lockouts": built_lock, "history": built_history},
                  "import": imports},
     }
+
+
+#: The main CLI commands, each measured in a process of its own on the synthetic warehouse.
+CLI_COMMANDS: dict[str, list[str]] = {
+    "pipelines": ["pipelines"],
+    "stages": ["stages"],
+    "executions": ["executions"],
+    "executions_param": ["executions", "--stage", "train", "--param", "n_est>=100"],
+    "artifacts": ["artifacts"],
+    "show": ["show", "{execution}"],
+    "metrics": ["metrics", "{execution}"],
+    "lineage_deep": ["lineage", "{deep_model}"],
+    "sql_table": ["sql", "SELECT * FROM executions"],
+    "sql_csv_all": ["sql", "-f", "csv", "SELECT id, pipeline, stage FROM executions"],
+    "compare": ["compare", "--stage", "train", "--metric", "roc_auc", "--limit", "50"],
+    "models": ["models"],
+    "search": ["search", "train"],
+}
+
+
+CLI_TIMEOUT_S = 180
+
+
+def _child_peak_mb(argv: list[str]) -> tuple[float, float, str]:
+    """Peak RSS (MB), seconds and outcome ("ok", "exit N", "killed after N s") of one command
+    run as a child, its output thrown away. wait4 gives this child's own peak RSS."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=sink)
+    outcome = "ok"
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - started > CLI_TIMEOUT_S and outcome == "ok":
+            proc.kill()  # its peak RSS so far is still reported
+            outcome = f"killed after {CLI_TIMEOUT_S} s"
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if outcome == "ok" and proc.returncode != 0:
+        outcome = f"exit {proc.returncode}"
+    return usage.ru_maxrss / 1024, time.perf_counter() - started, outcome
+
+
+def cli_rss(path: str) -> dict[str, Any]:
+    """Peak RSS of each main `cmfq` command on the warehouse, above `cmfq --help` (the
+    interpreter, typer and rich): the issue's <= 300 MB per command."""
+    cmfq = str(Path(sys.executable).parent / "cmfq")
+    m = manifest(path)
+    with Warehouse(path) as wh:
+        execution = wh.sql("SELECT id FROM executions WHERE stage = 'train' ORDER BY id LIMIT 1")["id"][0]
+    baseline, _, _ = _child_peak_mb([cmfq, "--help"])
+    figures, worst, failed = [], 0.0, []
+    for name, args in CLI_COMMANDS.items():
+        argv = [cmfq, "-w", path, *(a.format(execution=execution, deep_model=m["deep_model"]) for a in args)]
+        peak, seconds, outcome = _child_peak_mb(argv)
+        above = peak - baseline
+        worst = max(worst, above)
+        if outcome != "ok":
+            failed.append(f"{name}: {outcome}")
+        figures.append(figure(f"cli_rss_{name}", [above], unit="MB", seconds=round(seconds, 2), outcome=outcome))
+        print(f"  {name}: {above:.0f} MB above baseline ({peak:.0f} MB peak), {seconds:.1f} s, {outcome}",
+              flush=True)
+    figures.append(figure("cli_rss_worst", [worst], unit="MB"))
+    return {"figures": figures, "checks": [check("every command <= 300 MB above baseline", worst <= 300,
+                                                 f"worst {worst:.0f} MB"),
+                                           check("every command finished", not failed, "; ".join(failed))],
+            "info": {"baseline_mb": round(baseline, 1)}}

@@ -36,6 +36,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "topk_warm": ("<=", 500.0, "ms"),
     "topk_first": ("<=", 500.0, "ms"),
     "peak_rss_above_baseline": ("<=", 300.0, "MB"),
+    "cli_rss_worst": ("<=", 300.0, "MB"),
     "push_noop": ("<=", 2000.0, "ms"),
     "compare_10k_stage_runs": ("<=", 300.0, "ms"),
     "influence_shared": ("<=", 200.0, "ms"),
@@ -101,6 +102,7 @@ def plan(wh: str, compacted: str, sizes: Sizes) -> list[Step]:
             Step(f"topk[{variant}]", "topk", {"path": path, "repeats": sizes.repeats}),
         ]
     steps.append(Step("analytics", "analytics", {"path": wh, "repeats": sizes.repeats}))
+    steps.append(Step("cli_rss", "cli_rss", {"path": wh}))
     steps.append(Step("app[demo]", "app_pages", {"repeats": sizes.repeats, "demo": True}))
     steps.append(Step("app[100k]", "app_pages", {"repeats": sizes.repeats, "quick": sizes is QUICK_SIZES}))
     steps.append(Step("sync", "sync", {"path": wh, "repeats": sizes.repeats}))

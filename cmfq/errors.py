@@ -57,6 +57,37 @@ class PartitionError(WarehouseError):
         self.problem = problem
 
 
+class StorageError(WarehouseError):
+    """The operating system refused a read or write: permissions, a full disk, a bad path."""
+
+    def __init__(self, message: str, *, hint: str, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> StorageError:
+        """The one line a user reads for an ``OSError``: what failed, on which file, what to do."""
+        import errno as e
+
+        where = f" ({exc.filename})" if exc.filename else ""
+        code = exc.errno or 0
+        if code in (e.EACCES, e.EPERM):
+            hint = "Check the folder's owner and mode, or choose another warehouse with --warehouse."
+        elif code in (e.ENOSPC, e.EDQUOT, e.EFBIG):
+            hint = ("Free some space (or raise the quota) and run the command again; "
+                    "calls that returned are kept in the journal and replayed.")
+        elif code == e.EROFS:
+            hint = "The file system is read-only: copy the warehouse somewhere writable to change it."
+        elif code in (e.ENOTDIR, e.ENOENT, e.EISDIR, e.EEXIST):
+            hint = "Check the path given with --warehouse or $CMFQ_WAREHOUSE."
+        else:
+            hint = "Check the disk and the path, then run the command again."
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return cls(f"{reason}{where}.", hint=hint, path=None if exc.filename is None else str(exc.filename),
+                   errno=exc.errno)
+
+
 class InvalidInputError(CmfqError):
     """A value given by the user that cmfq cannot accept (bad name, bad filter, bad option)."""
 
@@ -104,5 +135,6 @@ __all__ = [
     "NotFoundError",
     "PartitionError",
     "QueryError",
+    "StorageError",
     "WarehouseError",
 ]

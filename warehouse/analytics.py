@@ -135,7 +135,7 @@ class Analytics:
         table = f"_compare_{uuid.uuid4().hex}"
         args: list[Any] = [stage, stage, pipeline, pipeline, *(early.args if early else ()), names,
                            *(late.args if late else ()), metric or ""]
-        self.relation(f"CREATE TEMP TABLE {table} AS " + COMPARE_SQL.format(
+        self._execute(f"CREATE TEMP TABLE {table} AS " + COMPARE_SQL.format(
             early=early.sql if early else "TRUE", late=late.sql if late else "TRUE"), args)
         try:
             keys = [r[0] for r in self._rows(VARYING_KEYS_SQL.format(table=table))]
@@ -144,7 +144,7 @@ class Analytics:
                              + (" LIMIT ?" if limit and by is None else ""),
                              [limit] if limit and by is None else [])
         finally:
-            self.relation(f"DROP TABLE IF EXISTS {table}")
+            self._execute(f"DROP TABLE IF EXISTS {table}")
         frame = _spread_params(frame, keys)
         spread = [f"params.{k}" for k in keys]
         frame = frame.select([*(c for c in frame.columns if c not in spread and c not in SCORE_COLUMNS), *spread,

@@ -170,6 +170,10 @@ def reach(con: duckdb.DuckDBPyConnection, remote: Remote) -> None:
 
     ext = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}"
     con.execute(f"LOAD '{_quote(ext / 'httpfs.duckdb_extension')}'")
+    # httpfs copies AWS_* variables into settings that any query can read back with
+    # current_setting() or duckdb_settings(); the secret below is what reads use.
+    for setting in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token"):
+        con.execute(f"RESET {setting}")
     import boto3
 
     options = remote.options

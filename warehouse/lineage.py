@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from cmfq.warehouse.text import printable
+
 if TYPE_CHECKING:
     from cmfq.warehouse.query import Warehouse
 
@@ -131,15 +133,17 @@ def _sort_label(n: dict[str, Any] | None) -> str:
 def _tree_label(n: dict[str, Any] | None, node_id: str) -> str:
     if n is None:
         return node_id
+    label = printable(str(n["label"]), newlines=False)
     if n["type"] == "execution":
-        return f"[{n['label']}] {node_id[:13]} · {n['pipeline']} · {n['status']}"
-    return f"{n['label']}  ({n['kind']} {node_id[:8]})"
+        return f"[{label}] {node_id[:13]} · {printable(str(n['pipeline']), newlines=False)} · {n['status']}"
+    return f"{label}  ({n['kind']} {node_id[:8]})"
 
 
 def _label(n: dict[str, Any]) -> str:
+    label = printable(str(n["label"]), newlines=False)  # one line of name, one of id
     if n["type"] == "execution":
-        return f"{n['label']}\n{n['id'][:13]} {n['status']}"
-    return f"{n['label']}\n{n['kind']} {n['id'][:8]}"
+        return f"{label}\n{n['id'][:13]} {n['status']}"
+    return f"{label}\n{n['kind']} {n['id'][:8]}"
 
 
 def _dot_id(value: str) -> str:

@@ -128,12 +128,21 @@ class Warehouse(Analytics):
                  ) -> duckdb.DuckDBPyConnection:
         """Like :meth:`sql`, but returns the DuckDB result to stream from (``fetchmany``...)."""
         try:
+            _check_read_only(query)
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+        return self._execute(query, params)
+
+    def _execute(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+                 ) -> duckdb.DuckDBPyConnection:
+        """Any statement, unchecked: for cmfq's own SQL (e.g. compare's temp table)."""
+        try:
             return self._con.execute(query, params or [])
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.relation(query, params).fetchall()
+        return self._execute(query, params).fetchall()
 
     def summary(self) -> dict[str, Any]:
         """Counts (pipelines, executions, artifacts, models, sites, failures), the size of the
@@ -440,6 +449,30 @@ def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | No
         frontier = reached
     del depth[start]
     return depth
+
+
+#: Statements a query may hold. External access is off on the connection already (no files,
+#: no extensions); this also keeps SQL from changing the session that later queries (other
+#: pages of the app, other users) share: no CREATE/DROP of views, no SET, ATTACH, USE.
+_READ_ONLY = frozenset({"SELECT", "EXPLAIN"})
+
+
+#: Reading a remote in place holds its S3 key in a DuckDB secret; duckdb_secrets() would show
+#: the key id and session token (only the secret key is redacted).
+_CREDENTIAL_FUNCTIONS = re.compile(r"duckdb_secrets|which_secret", re.I)
+
+
+def _check_read_only(query: str) -> None:
+    if _CREDENTIAL_FUNCTIONS.search(query):
+        raise QueryError("cmfq SQL does not show credentials: duckdb_secrets() and which_secret() are not available.",
+                         hint="Credentials come from the AWS environment or profile; check them with the AWS CLI.")
+    for statement in duckdb.extract_statements(query):
+        kind = statement.type.name
+        if kind not in _READ_ONLY:
+            word = kind if kind not in ("SET", "VARIABLE_SET") else "SET, RESET, USE or PRAGMA"
+            raise QueryError(f"cmfq SQL is read-only: {word} statements are not run.",
+                             hint="Ask with SELECT (or EXPLAIN) over the views; to keep an answer, "
+                                  "use `cmfq sql --format csv|json > file`.")
 
 
 def _cond(c: str | Condition) -> Condition:

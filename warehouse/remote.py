@@ -34,6 +34,8 @@ SAFE_OPTIONS = {"endpoint_url", "region", "profile", "anon"}
 _SECRETISH = re.compile(r"key|secret|token|password|credential|session", re.I)
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
+#: Seconds to wait for a stalled S3 server to answer (a slow link may need more).
+ENV_READ_TIMEOUT = "CMFQ_REMOTE_TIMEOUT"
 
 
 class RemoteError(CmfqError):
@@ -263,7 +265,8 @@ def open_remote(url: str, options: dict[str, Any] | None = None) -> Remote:
     if parsed.scheme in ("", "file") or re.fullmatch(r"[A-Za-z]", parsed.scheme or ""):
         path = Path(parsed.path if parsed.scheme == "file" else url).expanduser()
         return FolderRemote(path.resolve())
-    if parsed.username or parsed.password:
+    # A signed or keyed URL (?X-Amz-Signature=..., ?secret=...) would be saved in cmfq.json.
+    if parsed.username or parsed.password or (parsed.query and _SECRETISH.search(parsed.query)):
         raise InvalidInputError("Remote URLs must not contain credentials.",
                                 hint="Use the AWS environment, config files or a profile instead.")
     if parsed.scheme == "s3":
@@ -296,7 +299,7 @@ def _s3fs(options: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {
         "client_kwargs": client_kwargs,
         # Bounded: an unreachable endpoint fails in seconds, not after minutes of retries.
-        "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
+        "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": float(os.environ.get(ENV_READ_TIMEOUT) or READ_TIMEOUT_S),
                           "retries": {"max_attempts": 2, "mode": "standard"}},
         "skip_instance_cache": True,
     }

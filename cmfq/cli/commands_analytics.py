@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmfq.cli.main import WarehouseOpt, app, open_warehouse, warehouse_of
+from cmfq.cli.main import LimitOpt, OffsetOpt, WarehouseOpt, app, open_warehouse, warehouse_of
 from cmfq.cli.render import Format
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def compare(
     step: Annotated[int | None, typer.Option(help="Also show the metric at this step.")] = None,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
     asc: AscOpt = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
     warehouse: WarehouseOpt = None,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -68,11 +69,11 @@ def compare(
 
     Example: `cmfq compare --stage train --metric roc_auc --where "params.n_est >= 100" --by dataset`
     """
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.compare(stage, metric, pipeline=pipeline, where=where, by=by, step=step, ascending=asc,
-                        limit=limit), format)
+        emit_page(wh.compare(stage, metric, pipeline=pipeline, where=where, by=by, step=step, ascending=asc,
+                             limit=offset + limit + 1), format, limit, offset, counted=False)
 
 
 @app.command()
@@ -103,13 +104,14 @@ def diff(ctx: typer.Context, a: Annotated[str, typer.Argument(help="An execution
 
 @app.command()
 def influence(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Artifact hash, prefix or name.")],
-              warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+              warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+              limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """The sphere of influence of an artifact (a corrupted dataset, say): every downstream
     artifact, execution, model and deployment, with distance and pipeline."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.influence(ref), format)
+        emit_page(wh.influence(ref), format, limit, offset)
 
 
 @app.command()
@@ -137,12 +139,13 @@ def taint(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Artifact 
 def models(ctx: typer.Context,
            tainted: Annotated[bool | None, typer.Option("--tainted/--clean",
                                                         help="Only tainted models, or only clean ones.")] = None,
-           project: ProjectOpt = None, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+           project: ProjectOpt = None, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+           limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Models with the run that produced them and, if any, why they are tainted."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.models(tainted=tainted, project=project), format)
+        emit_page(wh.models(tainted=tainted, project=project), format, limit, offset)
 
 
 @app.command()
@@ -191,23 +194,25 @@ def features(ctx: typer.Context, feature: Annotated[str, typer.Argument(help="A 
 
 @app.command()
 def techniques(ctx: typer.Context, project: ProjectOpt = None, warehouse: WarehouseOpt = None,
-               format: FormatOpt = Format.table) -> None:
+               format: FormatOpt = Format.table,
+               limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Which model types and feature transformations each project and pipeline used."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.techniques(project), format)
+        emit_page(wh.techniques(project), format, limit, offset)
 
 
 @app.command()
 def datasets(ctx: typer.Context, project: ProjectOpt = None,
              since: Annotated[str | None, typer.Option(help="Only runs started on or after (YYYY-MM-DD).")] = None,
-             warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+             warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+             limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Datasets that runs read in a time window (optionally of one project)."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.datasets(project, _date(since, "--since")), format)
+        emit_page(wh.datasets(project, _date(since, "--since")), format, limit, offset)
 
 
 @app.command()
@@ -262,24 +267,26 @@ def rank(ctx: typer.Context, metric: MetricOpt, project: ProjectOpt = None,
          include_tainted: Annotated[bool, typer.Option("--include-tainted", help="Keep tainted models.")] = False,
          data_after: Annotated[str | None, typer.Option(
              help="Only models whose newest raw data was first seen after this date.")] = None,
-         asc: AscOpt = False, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+         asc: AscOpt = False, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+         limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Candidate models for deployment, best dev score first, tainted ones left out."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.rank_models(metric, project=project, exclude_tainted=not include_tainted,
-                            data_after=_date(data_after, "--data-after"), ascending=asc), format)
+        emit_page(wh.rank_models(metric, project=project, exclude_tainted=not include_tainted,
+                                 data_after=_date(data_after, "--data-after"), ascending=asc), format, limit, offset)
 
 
 @app.command()
 def deployments(ctx: typer.Context, project: ProjectOpt = None,
                 history: Annotated[bool, typer.Option("--history", help="Every status change.")] = False,
-                warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+                warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+                limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Deployed models per project and environment, as they stand (or their timeline)."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.deployments(project, history=history), format)
+        emit_page(wh.deployments(project, history=history), format, limit, offset)
 
 
 @app.command()
@@ -308,22 +315,24 @@ def deploy(ctx: typer.Context, model: Annotated[str, typer.Argument(help="Model 
 @app.command()
 def serving(ctx: typer.Context, deployment: Annotated[str | None, typer.Argument(help="Deployment id or prefix.")] = None,
             metric: Annotated[str | None, typer.Option("--metric", "-m")] = None,
-            warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+            warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+            limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Serving performance over time, per deployment and metric."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.serving(deployment, metric), format)
+        emit_page(wh.serving(deployment, metric), format, limit, offset)
 
 
 @app.command()
 def search(ctx: typer.Context, text: Annotated[str, typer.Argument(help="Text to look for.")],
-           warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+           warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+           limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
     """Find artifacts, executions and annotations by name, hash or id prefix, parameter, tag or pipeline."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.search(text), format)
+        emit_page(wh.search(text), format, limit, offset)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmfq.cli.main import WarehouseOpt, app, open_warehouse, warehouse_of
+from cmfq.cli.main import LimitOpt, OffsetOpt, WarehouseOpt, app, open_warehouse, warehouse_of
 from cmfq.cli.render import Format
 from cmfq.errors import CmfqError
 
@@ -45,18 +45,20 @@ def artifacts(
     kind: Annotated[str | None, typer.Option("--kind", "-k", help="dataset, model, featureset, metrics, env...")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Only names containing this text.")] = None,
     execution: Annotated[str | None, typer.Option("--execution", "-e", help="Only those one execution used.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")] = 50,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     warehouse: WarehouseOpt = None,
     format: FormatOpt = Format.table,
 ) -> None:
-    """List artifacts (content-addressed: one row per distinct content), newest first."""
+    """List artifacts (content-addressed: one row per distinct content), newest first, a page
+    at a time (--limit, --offset)."""
     if ctx.invoked_subcommand is not None:
         return
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        rows = wh.artifacts(kind, name=name, execution=execution, limit=limit + 1)
-        emit(rows.head(limit), format, total=rows.height if rows.height > limit else None)
+        rows = wh.artifacts(kind, name=name, execution=execution, limit=offset + limit + 1)
+        emit_page(rows, format, limit, offset, counted=False)
 
 
 @artifacts_app.command("push")

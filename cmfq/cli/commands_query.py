@@ -8,33 +8,34 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cmfq.cli.main import WarehouseOpt, app, open_warehouse
+from cmfq.cli.main import LimitOpt, OffsetOpt, WarehouseOpt, app, open_warehouse
 from cmfq.cli.render import Format
 
 if TYPE_CHECKING:
     from cmfq.warehouse.query import Warehouse
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: a table for people, json/csv for scripts.")]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")]
 
 
 @app.command()
-def pipelines(ctx: typer.Context, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
-    """List pipelines with their run counts, failures and sites."""
-    from cmfq.cli.render import emit
+def pipelines(ctx: typer.Context, warehouse: WarehouseOpt = None, format: FormatOpt = Format.table,
+              limit: LimitOpt = 100, offset: OffsetOpt = 0) -> None:
+    """List pipelines with their run counts, failures and sites, the latest run first."""
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.pipelines(), format)
+        emit_page(wh.pipelines(), format, limit, offset)
 
 
 @app.command()
 def stages(ctx: typer.Context, pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
-           warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+           warehouse: WarehouseOpt = None, format: FormatOpt = Format.table, limit: LimitOpt = 100,
+           offset: OffsetOpt = 0) -> None:
     """List the stages of all pipelines (or of one)."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.stages(pipeline), format)
+        emit_page(wh.stages(pipeline), format, limit, offset)
 
 
 @app.command()
@@ -48,19 +49,20 @@ def executions(
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", help="Filter on a final metric, e.g. --metric 'roc_auc>0.9' (repeatable).")] = None,
     limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     warehouse: WarehouseOpt = None,
     format: FormatOpt = Format.table,
 ) -> None:
-    """List executions, newest first.
+    """List executions, newest first, a page at a time (--limit, --offset).
 
     Example: `cmfq executions --stage train --param n_est>=100 --metric 'roc_auc>0.9'`
     """
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
         rows = wh.executions(pipeline, stage, status=status, params=param or [], metrics=metric or [],
-                             limit=limit + 1)
-        emit(rows.head(limit), format, total=rows.height if rows.height > limit else None)
+                             limit=offset + limit + 1)
+        emit_page(rows, format, limit, offset, counted=False)
 
 
 @app.command()
@@ -85,12 +87,13 @@ def show(ctx: typer.Context,
 def metrics(ctx: typer.Context,
             execution: Annotated[str, typer.Argument(help="Execution id or prefix.")],
             name: Annotated[str | None, typer.Option("--name", help="Only this metric.")] = None,
-            warehouse: WarehouseOpt = None, format: FormatOpt = Format.table) -> None:
+            warehouse: WarehouseOpt = None, format: FormatOpt = Format.table, limit: LimitOpt = 1000,
+            offset: OffsetOpt = 0) -> None:
     """The metric history of one execution, step by step."""
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit(wh.metric_history(execution, name), format)
+        emit_page(wh.metric_history(execution, name), format, limit, offset)
 
 
 class Direction(StrEnum):

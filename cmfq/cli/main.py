@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer._click.core import Context as ClickContext  # typer 0.29 vendors click
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from cmfq.errors import CmfqError
@@ -26,20 +28,50 @@ ENV_DEBUG = "CMFQ_DEBUG"
 
 
 class _Boundary(TyperGroup):
-    """Turns cmfq's own errors into one line on stderr and exit code 1."""
+    """Turns every failure into one line on stderr and exit code 1: cmfq's own errors as they
+    are, the operating system's (permissions, full disk, bad paths) with what to do, anything
+    else as a bug to report. ``--debug`` (or $CMFQ_DEBUG) re-raises with the traceback."""
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except CmfqError as exc:
-            if os.environ.get(ENV_DEBUG) or (ctx.obj or {}).get("debug"):
-                raise
-            from cmfq.cli.render import err
-
-            err().print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # `cmfq executions | head`: the reader left; not an error worth a line.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except Exception as exc:
+            if os.environ.get(ENV_DEBUG) or (ctx.obj or {}).get("debug"):
+                raise
+            _fail(_one_line(exc))
+
+
+def _one_line(exc: Exception) -> str:
+    from cmfq.errors import StorageError
+
+    if isinstance(exc, CmfqError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return str(StorageError.from_os_error(exc))
+    import duckdb
+
+    first = " ".join(str(exc).split("\n\n")[0].split())[:300]
+    if isinstance(exc, duckdb.Error):
+        if "No space left" in first or "disk is full" in first.lower():
+            return f"{first}. Free some space (or raise the quota) and run the command again."
+        return f"DuckDB: {first}. Run again with --debug for the details."
+    return (f"unexpected {type(exc).__name__}: {first}. This is a bug in cmfq: run again with --debug "
+            "and report the traceback.")
+
+
+def _fail(message: str) -> None:
+    from cmfq.cli.render import err
+
+    err().print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -59,6 +91,9 @@ WarehouseOpt = Annotated[
     typer.Option("--warehouse", "-w", help="Warehouse folder [default: $CMFQ_WAREHOUSE or ./.cmfq].",
                  show_default=False),
 ]
+
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Skip this many rows first (the next page).")]
 
 
 @app.callback()

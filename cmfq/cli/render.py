@@ -9,7 +9,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from cmfq.warehouse.text import printable
 
 if TYPE_CHECKING:
     import polars as pl
@@ -59,6 +62,19 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int 
             err().print(f"[dim]… {total - df.height} more rows; raise --limit or use --format json|csv[/dim]")
 
 
+def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True) -> None:
+    """Print rows ``offset`` to ``offset + limit`` of ``df`` and, on stderr, how to see the rest.
+    ``counted=False``: ``df`` was fetched with ``LIMIT offset + limit + 1`` (so the number of
+    rows left is unknown, only that there are more)."""
+    shown = df.slice(offset, limit)
+    emit(shown, fmt)
+    left = df.height - offset - shown.height
+    if left > 0:
+        count = f"{left} more rows" if counted else "more rows"
+        err().print(f"[dim]… {count}; see them with --offset {offset + limit}, or raise --limit[/dim]",
+                    highlight=False)
+
+
 def emit_record(record: dict[str, Any], fmt: Format) -> None:
     """Print one nested record (``cmfq show``) as JSON or as an indented listing."""
     if fmt is Format.json:
@@ -73,19 +89,21 @@ def emit_record(record: dict[str, Any], fmt: Format) -> None:
         elif isinstance(value, dict):
             console.print(f"[bold]{key}[/bold]")
             for k, v in value.items():
-                console.print(f"  {k} = {_inline(v)}", highlight=False, markup=False)
+                console.print(f"  {printable(str(k))} = {_inline(v)}", highlight=False, markup=False)
         else:
-            console.print(f"[bold]{key}[/bold]: {_inline(value)}", highlight=False)
+            console.print(f"[bold]{key}[/bold]: {escape(_inline(value))}", highlight=False)
 
 
 def _inline(value: Any) -> str:
+    if isinstance(value, str):
+        return printable(value)
     if isinstance(value, dict):
-        return "  ".join(f"{k}={_inline(v)}" for k, v in value.items() if v is not None)
+        return "  ".join(f"{printable(str(k))}={_inline(v)}" for k, v in value.items() if v is not None)
     if isinstance(value, dt.datetime):
         return _when(value)
     if isinstance(value, float):
         return f"{value:.6g}"
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
+    return printable(json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value))
 
 
 def _cell(column: str, value: Any) -> str:
@@ -98,8 +116,8 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value).replace("[", r"\[")
+        return escape(printable(", ".join(str(v) for v in value)))
+    return escape(printable(str(value)))
 
 
 def _when(value: dt.datetime) -> str:
