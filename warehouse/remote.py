@@ -324,6 +324,9 @@ def _s3fs(options: dict[str, Any]) -> Any:
         "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
                           "retries": {"max_attempts": 2, "mode": "standard"}},
         "skip_instance_cache": True,
+        # No cached listings: in a long-lived process (the app, a sync loop) a cached listing
+        # makes files other sites pushed since look absent, and reading them fail.
+        "use_listings_cache": False,
     }
     if options.get("profile"):
         kwargs["profile"] = options["profile"]

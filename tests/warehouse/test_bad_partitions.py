@@ -232,14 +232,12 @@ def test_bad_file_on_s3_is_quarantined_there_and_repaired_from_a_site(
     assert f"Moved it to s3://{s3_bucket}/team/_quarantine/{victim}" in result.stderr
     assert remote.fs.exists(f"{s3_bucket}/team/_quarantine/{victim}") and victim not in remote.list().partitions
     assert runner.invoke(app, ["-w", str(wh_dir), "push"]).exit_code == 0  # a site's push restores it
-    remote.fs.invalidate_cache()  # s3fs caches listings per instance
     assert remote.read(victim) == (wh_dir / str(victim)).read_bytes()
     remote.fs.pipe_file(f"{s3_bucket}/team/{victim}", b"PAR1 again" * 10)
     result = runner.invoke(app, ["-w", str(wh_dir), "verify", "--remote", "origin", "--repair"])
     assert result.exit_code == 0 and "1 bad, 1 repaired" in result.stderr, result.stderr
     assert remote.fs.exists(f"{s3_bucket}/team/_quarantine/{victim}.1")  # both bad copies kept
     assert runner.invoke(app, ["-w", str(wh_dir), "verify", "--remote", "origin"]).exit_code == 0
-    remote.fs.invalidate_cache()
     assert remote.read(victim) == (wh_dir / str(victim)).read_bytes()
 
 
