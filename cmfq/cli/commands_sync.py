@@ -216,7 +216,8 @@ def verify(ctx: typer.Context,
                "remote].", show_default=False)] = None,
            warehouse: WarehouseOpt = None) -> None:
     """Check every partition: bytes hash to the name, known format version, right schema,
-    readable rows. A bad file is named, moved to _quarantine/ (never deleted) and exits 1.
+    readable rows. Each bad file is named and moved to _quarantine/ (never deleted), and the
+    exit code is 1.
 
     Example: `cmfq verify --repair` re-fetches damaged files from the default remote.
     """

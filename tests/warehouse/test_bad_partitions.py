@@ -211,9 +211,11 @@ def test_repair_without_a_good_copy_says_so(tmp_path: Path, template: Path) -> N
     runner = CliRunner()
     runner.invoke(app, ["-w", str(wh_dir), "remote", "add", "origin", str(tmp_path / "empty")])
     flip(wh_dir, _victims(wh_dir))
-    result = runner.invoke(app, ["-w", str(wh_dir), "verify", "--repair"])
+    result = runner.invoke(app, ["-w", str(wh_dir), "verify", "--repair", "--from", "origin"])
     assert result.exit_code == 1
     assert "not repaired: " in result.stderr and "has no copy of it" in result.stderr
+    misuse = runner.invoke(app, ["-w", str(wh_dir), "verify", "--from", "origin"])
+    assert misuse.exit_code == 1 and "--from goes with --repair" in misuse.stderr
 
 
 def test_bad_file_on_s3_is_quarantined_there_and_repaired_from_a_site(
