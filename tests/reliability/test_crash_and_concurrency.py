@@ -176,11 +176,11 @@ def _answers(warehouse: Path) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["folder", "s3"])
-def test_eight_writers_and_four_pushers_at_once(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
-    """8 processes log into one warehouse while 4 sites push into one remote; the union that
-    a fresh site pulls holds every fact exactly once."""
-    remote, args = remote_for(kind, tmp_path, request)
+def test_eight_writers_and_four_pushers_per_remote_at_once(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """8 processes log into one warehouse while 4 sites push into a folder remote and the same
+    4 into an S3 remote, all at once; the union a fresh site pulls from either remote holds
+    every fact exactly once."""
+    remotes = {kind: remote_for(kind, tmp_path / kind, request) for kind in ("folder", "s3")}
     warehouse = tmp_path / "wh"
     cmfq.Tracker("init", warehouse=warehouse, capture_git=False, capture_env=False).close()
     sites = []
@@ -189,11 +189,12 @@ def test_eight_writers_and_four_pushers_at_once(tmp_path: Path, kind: str, reque
         make_chain(root, f"site-{i}", ["a", "b"])
         make_chain(root, "common", ["x"])  # the same pipeline name at every site
         sites.append(root)
-    writers = [_spawn(warehouse, f"w{n}", 12) for n in range(8)]
+    per_writer = 8
+    writers = [_spawn(warehouse, f"w{n}", per_writer) for n in range(8)]
     # The fourth pusher is the warehouse being written: it pushes what is there at that moment.
     pushers = [subprocess.Popen([sys.executable, str(SYNC_CHILD), "push", str(root), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for root in [*sites, warehouse]]
+               for _, args in remotes.values() for root in [*sites, warehouse]]
     acked: dict[str, int] = {}
     for child in writers:
         out, err = child.communicate(timeout=240)
@@ -202,16 +203,18 @@ def test_eight_writers_and_four_pushers_at_once(tmp_path: Path, kind: str, reque
     for child in pushers:
         out, err = child.communicate(timeout=240)
         assert child.returncode == 0 and out.split()[2] == "0", err  # nothing refused
-    assert len(acked) == 8 * 12
+    assert len(acked) == 8 * per_writer
     _check(warehouse, acked)
-    assert push(Layout(warehouse), remote).failed == []  # what was logged after its push began
-    sink = Layout(tmp_path / "sink")
-    sink.init("x")
-    assert pull(sink, remote).failed == []
-    _check(sink.root, acked)
-    with cmfq.Warehouse(sink.root) as wh:
-        rows = wh.sql("SELECT pipeline, count(*) AS n FROM executions GROUP BY 1").rows()
-        dupes = wh.sql("SELECT count(*) - count(DISTINCT (execution_id, artifact_hash, direction)) FROM events").item()
-    per_pipeline = dict(rows)
-    assert per_pipeline.pop("common") == 3 and dupes == 0
-    assert per_pipeline == {**{f"site-{i}": 2 for i in range(3)}, **{f"crash-w{n}": 12 for n in range(8)}}
+    for kind, (remote, _) in remotes.items():
+        assert push(Layout(warehouse), remote).failed == []  # what was logged after its push began
+        sink = Layout(tmp_path / f"sink-{kind}")
+        sink.init("x")
+        assert pull(sink, remote).failed == []
+        _check(sink.root, acked)
+        with cmfq.Warehouse(sink.root) as wh:
+            per_pipeline = dict(wh.sql("SELECT pipeline, count(*) AS n FROM executions GROUP BY 1").rows())
+            dupes = wh.sql("SELECT count(*) - count(DISTINCT (execution_id, artifact_hash, direction)) "
+                           "FROM events").item()
+        assert per_pipeline.pop("common") == 3 and dupes == 0
+        assert per_pipeline == {**{f"site-{i}": 2 for i in range(3)},
+                                **{f"crash-w{n}": per_writer for n in range(8)}}
