@@ -7,11 +7,12 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 export DVC_NO_ANALYTICS := 1
 export PIP_PROGRESS_BAR := off
 
-.PHONY: demo test test-spark test-thorough bench bench-peers lint wheel clean help
+.PHONY: demo test test-spark test-thorough torture bench bench-peers lint wheel clean help
 
 help:
 	@echo "make demo   - create .venv, install cmfq, build a sample warehouse in demo/ and query it"
 	@echo "make test   - install the test extras (and system packages the tests need), run the suite"
+	@echo "make torture - the crash torture test at full size: 100 SIGKILLs (50 per remote kind)"
 	@echo "make bench  - run the benchmarks; JSON results land in bench/results/"
 	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (under 30 min on 2 cores)"
 	@echo "make lint   - ruff and mypy"
@@ -65,6 +66,13 @@ test-spark: $(BIN)/python
 test-thorough: $(BIN)/python
 	$(PIP) install -e ".[test]"
 	$(BIN)/pytest -m thorough
+
+# `make test` kills the busy site a few times per remote; this kills it 50 times per remote
+# (folder and local S3), each at a named crash point or a random moment. Summaries land in
+# tests/artifacts/torture-*.json.
+torture: $(BIN)/python
+	$(PIP) install -e ".[test]"
+	CMFQ_TORTURE_KILLS=50 $(BIN)/pytest tests/reliability -k torture -s -p no:cacheprovider --timeout 3600
 
 bench: $(BIN)/python
 	$(PIP) install -e ".[test]"

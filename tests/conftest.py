@@ -7,10 +7,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import cmfq
+
+if TYPE_CHECKING:
+    from cmfq.warehouse.remote import Remote
 
 BIN = Path(sys.executable).parent
 
@@ -151,6 +155,20 @@ def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch, reques
     client.create_bucket(Bucket=name)
     yield name
     urllib.request.urlopen(urllib.request.Request(s3_server["endpoint"] + "/moto-api/reset", method="POST"))
+
+
+def remote_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Remote, list[str]]:
+    """An empty remote of ``kind`` (folder or s3 on the local moto server), and the arguments
+    (URL, endpoint) a child process needs to open it."""
+    from cmfq.warehouse.remote import open_remote
+
+    if kind == "folder":
+        url = str(tmp_path / "remote")
+        return open_remote(url), [url]
+    bucket = request.getfixturevalue("s3_bucket")
+    endpoint = request.getfixturevalue("s3_server")["endpoint"]
+    url = f"s3://{bucket}/r"
+    return open_remote(url, {"endpoint_url": endpoint}), [url, endpoint]
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,

@@ -6,6 +6,8 @@ import os
 import uuid
 from pathlib import Path
 
+from cmfq.warehouse import faults
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -40,10 +42,12 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True, exclusive: bo
                 os.fsync(fd)
         finally:
             os.close(fd)
+        faults.point("atomic.before_rename")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    faults.point("atomic.before_dir_fsync")
     if durable:
         fsync_dir(path.parent)
     return True

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from cmfq.errors import PartitionError
-from cmfq.warehouse import partition
+from cmfq.warehouse import faults, partition
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.partition import PartitionName
 from cmfq.warehouse.remote import FolderRemote, Remote
@@ -90,6 +90,7 @@ def _write(store: Remote, table: str, folder: str, batch: list[tuple[PartitionNa
     data = partition.encode(spec, merged, replaces=[str(n) for n, _ in batch])
     out = PartitionName(table, folder, hashlib.sha256(data).hexdigest())
     store.write(out, data)  # complete and durable before any input goes
+    faults.point("compact.after_write")
     report.outputs += 1
     report.rows += merged.num_rows
     report.bytes_after += len(data)
@@ -97,3 +98,4 @@ def _write(store: Remote, table: str, folder: str, batch: list[tuple[PartitionNa
         if name != out:
             store.delete(name)
             report.inputs += 1
+            faults.point("compact.mid_delete")

@@ -115,6 +115,26 @@ class Layout:
                             continue  # not ours; `cmfq verify` reports strangers
 
 
+    def move_to_quarantine(self, name: PartitionName) -> Path | None:
+        """Move the file of ``name`` to ``_quarantine/<same path>`` (``.1``, ``.2``... when
+        one of that name is there already); None when it is gone already."""
+        target = self.quarantine_target(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self.path(name), target)  # same file system: a rename, never a copy and delete
+        except FileNotFoundError:
+            return None  # another process quarantined (or compacted) it first
+        return target
+
+    def quarantine_target(self, name: PartitionName) -> Path:
+        """A free path in quarantine for a file of ``name``: a second bad copy keeps the first."""
+        target = candidate = self.quarantine_dir / str(name)
+        n = 0
+        while candidate.exists():
+            n += 1
+            candidate = target.with_name(f"{target.name}.{n}")
+        return candidate
+
     def clean_temp(self, older_than_s: float = 3600) -> list[Path]:
         """Remove temp files of writes that died (kill -9 between write and rename); a live
         writer's temp file is seconds old, so anything older than an hour is debris."""

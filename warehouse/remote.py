@@ -81,6 +81,11 @@ class Remote(ABC):
     def delete(self, name: PartitionName) -> None: ...
 
     @abstractmethod
+    def quarantine(self, name: PartitionName) -> str | None:
+        """Move ``name`` to ``_quarantine/`` on the remote (moved aside, never deleted);
+        returns where it went, None when it is gone already."""
+
+    @abstractmethod
     def read_marker(self) -> dict[str, Any] | None: ...
 
     @abstractmethod
@@ -130,6 +135,10 @@ class FolderRemote(Remote):
 
     def delete(self, name: PartitionName) -> None:
         self._layout.path(name).unlink(missing_ok=True)
+
+    def quarantine(self, name: PartitionName) -> str | None:
+        moved = self._layout.move_to_quarantine(name)
+        return None if moved is None else str(moved)
 
     def read_marker(self) -> dict[str, Any] | None:
         try:
@@ -235,6 +244,22 @@ class FsspecRemote(Remote):
         except Exception as exc:  # noqa: BLE001
             raise _remote_error(self.url, f"delete {name}", exc) from None
 
+    def quarantine(self, name: PartitionName) -> str | None:
+        source = self._path(str(name))
+        target = candidate = self._path(f"_quarantine/{name}")  # outside every table: never listed
+        try:
+            n = 0
+            while self.fs.exists(candidate):
+                n += 1
+                candidate = f"{target}.{n}"
+            self.fs.copy(source, candidate)  # object stores cannot rename: copy, then delete
+            self.fs.rm_file(source)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _remote_error(self.url, f"quarantine {name}", exc) from None
+        return f"{self.protocol}://{candidate}"
+
     def read_marker(self) -> dict[str, Any] | None:
         try:
             data = json.loads(self.fs.cat_file(self._path(MARKER)))
@@ -302,6 +327,9 @@ def _s3fs(options: dict[str, Any]) -> Any:
         "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": float(os.environ.get(ENV_READ_TIMEOUT) or READ_TIMEOUT_S),
                           "retries": {"max_attempts": 2, "mode": "standard"}},
         "skip_instance_cache": True,
+        # No cached listings: in a long-lived process (the app, a sync loop) a cached listing
+        # makes files other sites pushed since look absent, and reading them fail.
+        "use_listings_cache": False,
     }
     if options.get("profile"):
         kwargs["profile"] = options["profile"]

@@ -17,6 +17,7 @@ from cmfq.errors import PartitionError
 from cmfq.warehouse import partition
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.partition import PartitionName
+from cmfq.warehouse.quarantine import quarantined_error
 from cmfq.warehouse.remote import Remote
 
 
@@ -62,7 +63,9 @@ class LocalSource(Source):
         try:
             return partition.inspect(name, data)
         except PartitionError as exc:
-            return exc
+            # Damaged or tampered: moved aside so that every later read is not slowed (and
+            # warned) by it again; the bytes are kept for whoever investigates.
+            return quarantined_error(exc, self.layout.move_to_quarantine(name), self.layout)
 
     def path(self, name: PartitionName) -> str:
         return str(self.layout.path(name))

@@ -15,11 +15,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from cmfq.errors import CmfqError, PartitionError
-from cmfq.warehouse import partition
+from cmfq.errors import CmfqError, FormatVersionError, PartitionError
+from cmfq.warehouse import faults, partition
 from cmfq.warehouse.atomic import write_atomic
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.partition import PartitionName
+from cmfq.warehouse.quarantine import REPAIR_HINT, keep_refused, quarantined_error
 from cmfq.warehouse.remote import Remote, RemoteError
 
 Progress = Callable[[int, int], None]
@@ -52,7 +53,8 @@ class Status:
 @dataclass
 class VerifyReport:
     checked: int = 0
-    bad: list[PartitionError] = field(default_factory=list)
+    bad: list[CmfqError] = field(default_factory=list)  # damaged (quarantined) or of a newer format
+    bad_names: list[PartitionName] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     temp_removed: int = 0
 
@@ -77,6 +79,7 @@ def push(layout: Layout, remote: Remote, *, folder: str | None = None, dry_run: 
         data = layout.path(name).read_bytes()
         partition.inspect(name, data)  # a damaged local file must not spread
         _retry(lambda: remote.write(name, data))
+        faults.point("sync.after_send")
         return len(data)
 
     _run(missing, send, report, progress, workers)
@@ -123,8 +126,12 @@ def pull(layout: Layout, remote: Remote, *, folder: str | None = None, progress:
             # which the next pull brings.
             vanished.append(name)
             return 0
-        partition.inspect(name, data, where=f"{remote.url}/{name}")  # hash and schema, before use
+        try:
+            partition.inspect(name, data, where=f"{remote.url}/{name}")  # hash and schema, before use
+        except PartitionError as exc:
+            raise quarantined_error(exc, keep_refused(layout, name, data), layout, pulled=True) from None
         write_atomic(layout.path(name), data, exclusive=True)
+        faults.point("sync.after_send")
         return len(data)
 
     _run(missing, fetch, report, progress, workers)
@@ -144,36 +151,48 @@ def status(layout: Layout, remote: Remote) -> Status:
 
 def verify(layout: Layout | None = None, remote: Remote | None = None, *, progress: Progress | None = None,
            workers: int = WORKERS) -> VerifyReport:
-    """Check every partition's hash, format version, schema and readability (local or remote)."""
+    """Check every partition's hash, format version, schema and readability (local or remote).
+
+    A damaged file is moved to ``_quarantine/`` where it lies (never deleted), so that the
+    rest keeps answering; a file of a newer format is reported and left in place.
+    """
     report = VerifyReport()
     if remote is not None:
         listing = remote.list()
         names = sorted(listing.partitions)
         report.foreign = listing.foreign
-
-        def load(n: PartitionName) -> bytes:
-            return _retry(lambda: remote.read(n))
-        where = remote.url
+        where, load, aside = remote.url, remote.read, remote.quarantine
+        fix = ("`cmfq push` from a site with a good copy restores it "
+               "(`cmfq verify --remote NAME --repair` checks and restores in one go).")
     else:
         assert layout is not None
         report.temp_removed = len(layout.clean_temp())
         names = sorted(layout.partitions())
-        report.foreign = []
+        where, aside, fix = str(layout.root), layout.move_to_quarantine, REPAIR_HINT
 
-        def load(n: PartitionName) -> bytes:
-            return layout.path(n).read_bytes()
-        where = str(layout.root)
+        def load(name: PartitionName) -> bytes:
+            return layout.path(name).read_bytes()
 
     def check(name: PartitionName) -> int:
-        partition.decode(name, load(name), where=f"{where}/{name}")  # rows too: truly readable
+        try:
+            data = _retry(lambda: load(name))
+        except FileNotFoundError:
+            return 0  # compacted away since the listing
+        try:
+            partition.decode(name, data, where=f"{where}/{name}")  # rows too: truly readable
+        except PartitionError as exc:
+            moved = aside(name)
+            raise PartitionError(exc.path, exc.problem, hint=f"Moved it to {moved} (never deleted). {fix}"
+                                 if moved else exc.hint) from None
         return 0
 
     sync = SyncReport()
     _run(names, check, sync, progress, workers)
     report.checked = len(names)
-    report.bad = [e for e in sync.failed if isinstance(e, PartitionError)]
+    report.bad = [e for e in sync.failed if isinstance(e, PartitionError | FormatVersionError)]
+    report.bad_names = sorted(sync.failed_names)
     for e in sync.failed:
-        if not isinstance(e, PartitionError):
+        if e not in report.bad:
             raise e
     return report
 
@@ -191,7 +210,7 @@ def _run(names: Iterable[PartitionName], work: Callable[[PartitionName], int], r
                 done += 1
                 try:
                     size = future.result()
-                except (PartitionError, RemoteError) as exc:
+                except (PartitionError, FormatVersionError, RemoteError) as exc:
                     report.failed.append(exc)
                     report.failed_names.add(futures[future])
                     if isinstance(exc, RemoteError) and _remote_down(report.failed):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cmfq.errors import WarehouseError
-from cmfq.warehouse import partition
+from cmfq.warehouse import faults, partition
 from cmfq.warehouse.atomic import write_atomic
 from cmfq.warehouse.journal import Batch, Journal, Row, replay
 from cmfq.warehouse.layout import Layout
@@ -174,6 +174,7 @@ class FactWriter:
 
     def _write(self, segments: list[Path], batch: Batch) -> None:
         self.partitions_written += len(write_batch(self.layout, self.pipeline, batch))
+        faults.point("writer.before_journal_drop")
         for segment in segments:
             segment.unlink(missing_ok=True)
 

@@ -12,7 +12,9 @@ from cmfq.cli.main import WarehouseOpt, app, warehouse_of
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cmfq.errors import CmfqError
     from cmfq.warehouse.layout import Layout
+    from cmfq.warehouse.partition import PartitionName
     from cmfq.warehouse.remote import Remote
     from cmfq.warehouse.sync import SyncReport
 
@@ -206,14 +208,28 @@ def status(ctx: typer.Context, remote: RemoteArg = None, warehouse: WarehouseOpt
 @app.command()
 def verify(ctx: typer.Context,
            remote: Annotated[str | None, typer.Option("--remote", "-r", help="Check this remote instead.")] = None,
+           repair: Annotated[bool, typer.Option(
+               "--repair", help="Replace each bad or quarantined file with a good copy: fetched from the "
+               "default remote (or --from), or, with --remote, uploaded from this warehouse.")] = False,
+           source: Annotated[str | None, typer.Option(
+               "--from", help="With --repair: the remote to fetch good copies from [default: the default "
+               "remote].", show_default=False)] = None,
            warehouse: WarehouseOpt = None) -> None:
     """Check every partition: bytes hash to the name, known format version, right schema,
-    readable rows. Exits 1 and names each bad file if any."""
+    readable rows. Each bad file is named and moved to _quarantine/ (never deleted), and the
+    exit code is 1.
+
+    Example: `cmfq verify --repair` re-fetches damaged files from the default remote.
+    """
     from cmfq.cli.progress import bar
     from cmfq.cli.render import err
+    from cmfq.errors import FormatVersionError, InvalidInputError
     from cmfq.warehouse.remote_config import get_remote
     from cmfq.warehouse.sync import verify as run_verify
 
+    if source is not None and (remote is not None or not repair):
+        raise InvalidInputError("--from goes with --repair of the local warehouse.",
+                                hint="Use `cmfq verify --repair --from NAME`, or `--remote NAME --repair`.")
     layout = _layout(ctx, warehouse)
     target = get_remote(layout, remote).open() if remote else None
     with bar("Verifying") as progress:
@@ -226,6 +242,38 @@ def verify(ctx: typer.Context,
     where = target.url if target else str(layout.root)
     if report.temp_removed:
         console.print(f"Removed {report.temp_removed} temp files left by interrupted writes.", highlight=False)
-    console.print(f"Checked {report.checked} partitions in {where}: {len(report.bad)} bad.", highlight=False)
-    if report.bad:
+    summary = f"Checked {report.checked} partitions in {where}: {len(report.bad)} bad"
+    unrepaired = len(report.bad)
+    if repair:
+        fixed, failed = _repair(layout, target, report.bad_names, source)
+        for problem in failed:
+            console.print(f"[red]not repaired:[/red] {problem}", highlight=False, soft_wrap=True)
+        summary += f", {fixed} repaired"
+        unrepaired = len(failed) + sum(isinstance(e, FormatVersionError) for e in report.bad)
+    console.print(summary + ".", highlight=False)
+    if unrepaired:
         raise typer.Exit(1)
+
+
+def _repair(layout: Layout, target: Remote | None, bad: list[PartitionName], source: str | None
+            ) -> tuple[int, list[CmfqError]]:
+    """Good copies for bad files: remote -> warehouse, or warehouse -> ``target``."""
+    from cmfq.cli.render import err
+    from cmfq.warehouse.atomic import write_atomic
+    from cmfq.warehouse.quarantine import quarantined, repair
+    from cmfq.warehouse.remote_config import get_remote
+
+    if target is None:
+        saved = get_remote(layout, source)
+        origin = saved.open()
+        report = repair(quarantined(layout), origin.read,
+                        lambda n, d: write_atomic(layout.path(n), d, exclusive=True), origin.url)
+        where = saved.name
+    else:
+        on_remote = target.list().partitions
+        report = repair([n for n in bad if n not in on_remote], lambda n: layout.path(n).read_bytes(),
+                        target.write, str(layout.root))
+        where = str(layout.root)
+    for name in report.repaired:
+        err().print(f"[green]repaired:[/green] {name} (a good copy from {where})", highlight=False)
+    return len(report.repaired), report.failed

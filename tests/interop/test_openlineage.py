@@ -178,7 +178,9 @@ def test_malformed_events_name_the_line_and_import_nothing(tmp_path: Path, bad: 
     assert not (tmp_path / "wh").exists()  # nothing written, not even an empty warehouse
 
 
-_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
+# Blank names are refused by the tracker (a one-line error), so they are not drawn here.
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+                 max_size=12).filter(str.strip)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import cmfq
 from cmfq.warehouse.layout import Layout
-from cmfq.warehouse.remote import Remote, open_remote
+from cmfq.warehouse.remote import open_remote
 from cmfq.warehouse.sync import pull, push, verify
-from tests.conftest import make_chain
+from tests.conftest import make_chain, remote_for
 
 CHILD = Path(__file__).with_name("sync_child.py")
 SITES = 3
@@ -71,22 +71,12 @@ def test_any_interleaving_converges_to_the_union(steps: list[tuple[str, int]]) -
         assert len(answers[0][0]) == sum(op == "log" for op, _ in steps)
 
 
-def _remote_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Remote, list[str]]:
-    if kind == "folder":
-        url = str(tmp_path / "remote")
-        return open_remote(url), [url]
-    bucket = request.getfixturevalue("s3_bucket")
-    endpoint = request.getfixturevalue("s3_server")["endpoint"]
-    url = f"s3://{bucket}/r"
-    return open_remote(url, {"endpoint_url": endpoint}), [url, endpoint]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["folder", "s3"])
 def test_kill_9_during_push_and_pull_then_rerun(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
     source = tmp_path / "source"
     make_chain(source, "big", [f"s{i}" for i in range(60)])  # ~180 partitions
-    remote, args = _remote_for(kind, tmp_path, request)
+    remote, args = remote_for(kind, tmp_path, request)
     expected = set(Layout(source).partitions())
     rng = random.Random(7)
     for action, layout in (("push", Layout(source)), ("pull", Layout(tmp_path / "sink"))):
@@ -104,27 +94,3 @@ def test_kill_9_during_push_and_pull_then_rerun(tmp_path: Path, kind: str, reque
     assert set(Layout(tmp_path / "sink").partitions()) == expected
     assert verify(remote=remote).bad == [] and verify(Layout(tmp_path / "sink")).bad == []
     assert _answer(tmp_path / "sink") == _answer(source)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["folder", "s3"])
-def test_four_pushers_at_once(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
-    remote, args = _remote_for(kind, tmp_path, request)
-    sources = []
-    for i in range(4):
-        root = tmp_path / f"site{i}"
-        make_chain(root, f"site-{i}", ["a", "b", "c"])
-        make_chain(root, "common", ["x"])  # the same pipeline name at every site
-        sources.append(root)
-    children = [subprocess.Popen([sys.executable, str(CHILD), "push", str(r), *args], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for r in sources]
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0 and out.split()[2] == "0", err
-    union = set().union(*(set(Layout(r).partitions()) for r in sources))
-    assert set(remote.list().partitions) == union
-    sink = Layout(tmp_path / "sink")
-    sink.init("x")
-    pull(sink, remote)
-    rows, dupes = _answer(sink.root)
-    assert len(rows) == 4 * 4 and dupes == 0

@@ -69,7 +69,9 @@ def test_pull_refuses_damaged_remote_files_by_name_and_takes_the_rest(tmp_path: 
     assert all("bytes hash to" in r for r in refused)
     assert {str(flipped), str(truncated)} == {r.split(remote.url + "/")[1].split(":")[0] for r in refused}
     assert not fresh.path(flipped).exists() and not fresh.path(truncated).exists()
-    assert verify(remote=remote).bad and len(verify(remote=remote).bad) == 2
+    assert len(verify(remote=remote).bad) == 2
+    assert verify(remote=remote).bad == []  # the first verify quarantined both on the remote
+    assert fresh.quarantine_dir.is_dir()  # and the pull kept the refused bytes aside here
 
 
 def test_a_damaged_local_file_is_not_pushed(tmp_path: Path, remote: Remote) -> None:
