@@ -34,18 +34,26 @@ def bfs(start: int, edges: set[tuple[int, int]]) -> dict[int, int]:
     return depth
 
 
+def _log(warehouse: Path, graph: list[tuple[set[int], set[int]]]) -> list[str]:
+    """One run per (inputs, outputs) of ``graph``, artifact i having hash H[i]; the run ids."""
+    ids = []
+    with cmfq.Tracker("g", warehouse=warehouse, capture_git=False, capture_env=False) as t:
+        for ins, outs in graph:
+            with t.execution("step") as ex:
+                for i in sorted(ins):
+                    ex.log_input(hash=H[i], name=f"n{i}")
+                for o in sorted(outs):
+                    ex.log_output(hash=H[o], name=f"n{o}")
+            ids.append(ex.id)
+    return ids
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=runs, start=st.integers(0, N - 1))
 def test_walks_equal_breadth_first_search(graph: list[tuple[set[int], set[int]]], start: int) -> None:
     edges = {(i, o) for ins, outs in graph for i in ins for o in outs}
     with tempfile.TemporaryDirectory() as tmp:
-        with cmfq.Tracker("g", warehouse=Path(tmp), capture_git=False, capture_env=False) as t:
-            for ins, outs in graph:
-                with t.execution("step") as ex:
-                    for i in sorted(ins):
-                        ex.log_input(hash=H[i], name=f"n{i}")
-                    for o in sorted(outs):
-                        ex.log_output(hash=H[o], name=f"n{o}")
+        _log(Path(tmp), graph)
         known = {n for ins, outs in graph for n in ins | outs}
         if start not in known:
             return
@@ -68,15 +76,7 @@ def test_lineage_graph_is_the_runs_around_the_walk(graph: list[tuple[set[int], s
     probes (short lists) or by one scan (long lists)."""
     edges = {(i, o) for ins, outs in graph for i in ins for o in outs}
     with tempfile.TemporaryDirectory() as tmp:
-        ids: list[str] = []
-        with cmfq.Tracker("g", warehouse=Path(tmp), capture_git=False, capture_env=False) as t:
-            for ins, outs in graph:
-                with t.execution("step") as ex:
-                    for i in sorted(ins):
-                        ex.log_input(hash=H[i], name=f"n{i}")
-                    for o in sorted(outs):
-                        ex.log_output(hash=H[o], name=f"n{o}")
-                ids.append(ex.id)
+        ids = _log(Path(tmp), graph)
         if start not in {n for ins, outs in graph for n in ins | outs}:
             return
         up = set(bfs(start, {(b, a) for a, b in edges})) | {start} if direction in ("up", "both") else set()
