@@ -235,23 +235,26 @@ class Analytics:
         ancestors = self._label(depth)
         # Producers of the model and of its ancestors, found on integer node ids.
         nodes = [start, *depth]
-        run_ids = self._event_executions(nodes, "out")
+        from cmfq.warehouse.query import in_list
+
+        runs_in, run_args = in_list("id", self._event_executions(nodes, "out"))
         runs = self.sql(
             f"""SELECT id, pipeline, stage, status, started_at, params::VARCHAR AS params, git_repo, git_commit,
                        git_branch, git_dirty, env_hash, host, site, "user"
-                FROM executions WHERE {_in_list("id", run_ids)}
-                ORDER BY started_at""", run_ids)
+                FROM executions WHERE {runs_in}
+                ORDER BY started_at""", run_args)
         eval_ids = self._event_executions([start], "in")
+        x_in, x_args = in_list("id", eval_ids)
+        f_in, f_args = in_list("f.execution_id", eval_ids)
         # Both sides narrowed to the consumers first: a join to the whole executions view scans it.
         evaluations = self.sql(
             f"""SELECT f.execution_id, x.stage, f.name, f.value FROM final_metrics AS f
-                JOIN (SELECT id, stage FROM idx.executions WHERE {_in_list("id", eval_ids)}) AS x
-                  ON x.id = f.execution_id
-                WHERE {_in_list("f.execution_id", eval_ids)}
-                ORDER BY f.execution_id, f.name""", eval_ids * 2)
-        producers = [p["id"] for p in info["producers"]]
+                JOIN (SELECT id, stage FROM idx.executions WHERE {x_in}) AS x ON x.id = f.execution_id
+                WHERE {f_in}
+                ORDER BY f.execution_id, f.name""", [*x_args, *f_args])
+        own_in, own_args = in_list("execution_id", [p["id"] for p in info["producers"]])
         own = self.sql("SELECT execution_id, name, value, min_value, max_value, last_step FROM final_metrics "
-                       f"WHERE {_in_list('execution_id', producers)} ORDER BY name", producers)
+                       f"WHERE {own_in} ORDER BY name", own_args)
         return {
             "model": {k: info.get(k) for k in ("hash", "kind", "name", "size", "uri", "first_seen_at", "properties")},
             "fitted_params": {r["key"]: json.loads(r["value"]) for r in self.sql(
@@ -469,9 +472,3 @@ def _utc(when: dt.datetime | None) -> dt.datetime | None:
     if when is None:
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
-def _in_list(column: str, values: list[Any]) -> str:
-    """``column IN (?, ...)`` for ``values``; FALSE when there are none, which DuckDB answers
-    without reading the table (``IN (NULL)`` scans it all)."""
-    return f"{column} IN ({', '.join('?' * len(values))})" if values else "FALSE"

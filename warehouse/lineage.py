@@ -29,7 +29,7 @@ class Lineage:
     def build(cls, wh: Warehouse, *, root: str, artifacts: list[str], executions: list[str],
               nodes: list[int]) -> Lineage:
         """The graph of these artifacts (hashes, and their index node ids) and executions."""
-        from cmfq.warehouse.query import node_filter
+        from cmfq.warehouse.query import in_list
 
         frame = wh.sql(
             """SELECT h AS id, 'artifact' AS type, coalesce(a.name, h) AS label,
@@ -41,7 +41,7 @@ class Lineage:
                ORDER BY type, label, id""", [artifacts, executions])
         # The events of the graph's artifacts (index probes on their node ids), kept where the
         # execution is in the graph too.
-        where, args = node_filter(nodes)
+        where, args = in_list("node", nodes)
         edges = wh.sql(
             f"""WITH e AS MATERIALIZED (SELECT execution_id, artifact_hash, direction FROM idx.events WHERE {where})
                 SELECT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,

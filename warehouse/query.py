@@ -315,6 +315,8 @@ class Warehouse(Analytics):
         nodes = sorted(up | down)
         hashes = sorted(set(self._label(dict.fromkeys(nodes, 0))["hash"].to_list()) | set(roots))
         execs = {*self._event_executions(sorted(up), "out"), *self._event_executions(sorted(down), "in")}
+        if root_exec:
+            execs.add(root_exec)
         return Lineage.build(self, root=root_exec or roots[0], artifacts=hashes, executions=sorted(execs),
                              nodes=nodes)
 
@@ -418,18 +420,22 @@ class Warehouse(Analytics):
         only when nothing else filters the scan (with the direction beside it, it reads every event)."""
         if not nodes:
             return []
-        where, args = node_filter(nodes)
+        where, args = in_list("node", nodes)
         return [r[0] for r in self._rows(
             f"""WITH e AS MATERIALIZED (SELECT execution_id, direction FROM idx.events WHERE {where})
                 SELECT DISTINCT execution_id FROM e WHERE direction = ? ORDER BY 1""", [*args, direction])]
 
 
-def node_filter(nodes: list[int]) -> tuple[str, list[Any]]:
-    """A filter on ``node`` and its parameters: DuckDB probes the events_node index for a
-    short IN list, and a long list is better read in one scan."""
-    if len(nodes) <= ART_LOOKUPS:
-        return f"node IN ({', '.join('?' * len(nodes))})", list(nodes)
-    return "list_contains(?::INTEGER[], node)", [nodes]
+def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``, as SQL and its parameters. A short list is an IN list,
+    which DuckDB answers by probing an ART index on the column; a long one is read in one
+    scan (``list_contains``); none at all is FALSE (``IN ()`` does not parse, and ``IN (NULL)``
+    scans the table for nothing)."""
+    if not values:
+        return "FALSE", []
+    if len(values) <= ART_LOOKUPS:
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+    return f"list_contains(?, {column})", [list(values)]
 
 
 def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | None) -> dict[int, int]:

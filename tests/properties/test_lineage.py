@@ -68,21 +68,30 @@ def test_walks_equal_breadth_first_search(graph: list[tuple[set[int], set[int]]]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graph=runs, start=st.integers(0, N - 1), direction=st.sampled_from(["up", "down", "both"]))
-def test_lineage_graph_is_the_runs_around_the_walk(graph: list[tuple[set[int], set[int]]], start: int,
+@given(graph=runs, root=st.tuples(st.sampled_from(["artifact", "run"]), st.integers(0, N - 1)),
+       direction=st.sampled_from(["up", "down", "both"]))
+def test_lineage_graph_is_the_runs_around_the_walk(graph: list[tuple[set[int], set[int]]], root: tuple[str, int],
                                                    direction: str) -> None:
-    """lineage(): the walked artifacts, the runs that wrote them (up) or read them (down), and
-    exactly the logged events between those; the same whether events are found by index
-    probes (short lists) or by one scan (long lists)."""
+    """lineage() of an artifact or of a run: the walked artifacts, the runs that wrote them
+    (up) or read them (down), the root run itself, and exactly the logged events between
+    those; the same whether events are found by index probes (short lists) or by one scan
+    (long lists)."""
     edges = {(i, o) for ins, outs in graph for i in ins for o in outs}
     with tempfile.TemporaryDirectory() as tmp:
         ids = _log(Path(tmp), graph)
-        if start not in {n for ins, outs in graph for n in ins | outs}:
+        kind, n = root
+        if kind == "run":  # upstream of its inputs, downstream of its outputs, and itself
+            r0 = n % len(graph)
+            starts_up, starts_down, ref, runs_in = graph[r0][0], graph[r0][1], ids[r0], {r0}
+        elif n in {a for ins, outs in graph for a in ins | outs}:
+            starts_up, starts_down, ref, runs_in = {n}, {n}, H[n], set()
+        else:
             return
-        up = set(bfs(start, {(b, a) for a, b in edges})) | {start} if direction in ("up", "both") else set()
-        down = set(bfs(start, edges)) | {start} if direction in ("down", "both") else set()
-        runs_in = {r for r, (ins, outs) in enumerate(graph) if outs & up or ins & down}
-        artifacts = up | down | {start}
+        up = {a for s in starts_up for a in {s, *bfs(s, {(b, a) for a, b in edges})}} \
+            if direction in ("up", "both") else set()
+        down = {a for s in starts_down for a in {s, *bfs(s, edges)}} if direction in ("down", "both") else set()
+        runs_in |= {r for r, (ins, outs) in enumerate(graph) if outs & up or ins & down}
+        artifacts = up | down | ({n} if kind == "artifact" else set())
         expected_edges = sorted({(H[i], ids[r]) for r in runs_in for i in graph[r][0] if i in artifacts}
                                 | {(ids[r], H[o]) for r in runs_in for o in graph[r][1] if o in artifacts})
         answers, original = [], query.ART_LOOKUPS
@@ -90,11 +99,11 @@ def test_lineage_graph_is_the_runs_around_the_walk(graph: list[tuple[set[int], s
             query.ART_LOOKUPS = lookups
             try:
                 with cmfq.Warehouse(Path(tmp)) as wh:
-                    g = wh.lineage(H[start], direction)  # type: ignore[arg-type]
+                    g = wh.lineage(ref, direction)  # type: ignore[arg-type]
             finally:
                 query.ART_LOOKUPS = original
             nodes = g.nodes.filter(g.nodes["type"] == "artifact")["id"].to_list()
             answers.append((sorted(nodes), sorted(g.nodes.filter(g.nodes["type"] == "execution")["id"].to_list()),
                             sorted(g.edges.iter_rows())))
         assert answers[0] == answers[1]
-        assert answers[0] == (sorted(H[n] for n in artifacts), sorted(ids[r] for r in runs_in), expected_edges)
+        assert answers[0] == (sorted(H[a] for a in artifacts), sorted(ids[r] for r in runs_in), expected_edges)
