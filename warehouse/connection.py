@@ -50,9 +50,16 @@ class Opened:
         shutil.rmtree(self.spill, ignore_errors=True)
 
 
+#: The cores this process may run on. DuckDB sizes its thread pool by the machine's cores,
+#: which oversubscribes a process held to fewer (taskset, a cgroup cpuset, a benchmark lane).
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def new_connection(temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with cmfq's settings (no progress bar, bounded memory)."""
+    """An in-memory DuckDB with cmfq's settings (no progress bar, bounded memory, one thread
+    per core this process may use)."""
     con = duckdb.connect()
+    con.execute(f"SET threads = {CPUS}")
     con.execute("SET enable_progress_bar = false")
     con.execute("SET memory_limit = ?", [os.environ.get(ENV_MEMORY_LIMIT, DEFAULT_MEMORY_LIMIT)])
     con.execute("SET autoinstall_known_extensions = false")
