@@ -31,6 +31,8 @@ class Lineage:
         """The graph of these artifacts (hashes, and their index node ids) and executions."""
         from cmfq.warehouse.query import in_list
 
+        if (resident := wh._resident()) is not None:
+            return cls(root, *resident.graph(artifacts, executions, nodes))
         frame = wh.sql(
             """SELECT h AS id, 'artifact' AS type, coalesce(a.name, h) AS label,
                       coalesce(a.kind, '?') AS kind, NULL::VARCHAR AS pipeline, NULL::VARCHAR AS status
@@ -44,7 +46,7 @@ class Lineage:
         where, args = in_list("node", nodes)
         edges = wh.sql(
             f"""WITH e AS MATERIALIZED (SELECT execution_id, artifact_hash, direction FROM idx.events WHERE {where})
-                SELECT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,
+                SELECT DISTINCT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,
                        CASE direction WHEN 'in' THEN execution_id ELSE artifact_hash END AS target
                 FROM e WHERE list_contains(?, execution_id)
                 ORDER BY source, target""", [*args, executions])

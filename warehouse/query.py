@@ -25,11 +25,12 @@ import polars as pl
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
 from cmfq.warehouse.analytics import Analytics
-from cmfq.warehouse.connection import LOCK_TIMEOUT_S, open_remote_warehouse, open_warehouse
+from cmfq.warehouse.connection import CPUS, LOCK_TIMEOUT_S, open_remote_warehouse, open_warehouse
 from cmfq.warehouse.filters import Condition
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.lineage import Lineage
+from cmfq.warehouse.point_lookup import PointLookup
 from cmfq.warehouse.remote import Remote, open_remote
 from cmfq.warehouse.writer import replay_journals
 
@@ -45,6 +46,8 @@ WIDE_FAN_OUT = 64
 #: so a label never goes stale; interactive sessions (the app, a notebook) walk overlapping
 #: graphs again and again.
 LABEL_CACHE = 200_000
+#: The point lookup of a session from which a small warehouse answers them from memory.
+RESIDENT_AFTER = 2
 _EXECUTION_COLUMNS = ("id, pipeline, stage, status, started_at, duration_s, git_commit, params::VARCHAR AS params")
 
 
@@ -58,7 +61,7 @@ class Warehouse(Analytics):
 
     def __init__(self, path: str | os.PathLike[str] | Remote | None = None, *, refresh: bool = True,
                  progress: Progress | None = None, lock_timeout: float = LOCK_TIMEOUT_S,
-                 remote_options: dict[str, Any] | None = None) -> None:
+                 remote_options: dict[str, Any] | None = None, resident: bool | None = None) -> None:
         self._remote: Remote | None = None
         if isinstance(path, Remote):
             self._remote = path
@@ -79,6 +82,9 @@ class Warehouse(Analytics):
         self.mode = self._opened.mode
         self.report: RefreshReport = self._opened.report
         self._labels: dict[int, tuple[Any, ...]] = {}
+        self._point: PointLookup | None = None  # None: not loaded (yet, or too big to load)
+        self._point_loaded = False
+        self._resident_mode, self._point_lookups = resident, 0
 
     @property
     def root(self) -> str:
@@ -107,6 +113,7 @@ class Warehouse(Analytics):
         self._opened = opened
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report
         self._labels.clear()
+        self._point, self._point_loaded = None, False
         return self.report
 
     def close(self) -> None:
@@ -143,6 +150,26 @@ class Warehouse(Analytics):
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self._execute(query, params).fetchall()
+
+    def _point_lookup(self) -> None:
+        """Count a point lookup (lineage, ancestors, descendants, metric history)."""
+        self._point_lookups += 1
+
+    def _resident(self) -> PointLookup | None:
+        """The in-memory copy that answers point lookups (warehouse/point_lookup.py), when
+        this warehouse is small enough to keep one and this session wants one: ``resident=True``
+        loads it at the first point lookup, ``False`` never, and the default at the second. A
+        one-shot command (the CLI) then never pays for the load; a notebook, the app or a
+        service asking again and again gets answers in microseconds."""
+        if not self._point_loaded:
+            wanted = self._resident_mode
+            if wanted is None:
+                wanted = self._point_lookups >= RESIDENT_AFTER
+            if not wanted:
+                return None
+            self._point = PointLookup.load(self._rows, lambda q: self._execute(q).pl())
+            self._point_loaded = True
+        return self._point
 
     def summary(self) -> dict[str, Any]:
         """Counts (pipelines, executions, artifacts, models, sites, failures), the size of the
@@ -251,7 +278,10 @@ class Warehouse(Analytics):
 
     def metric_history(self, execution: str, name: str | None = None) -> pl.DataFrame:
         """Every point of an execution's metrics (or one metric), in step order."""
+        self._point_lookup()
         exec_id = self.resolve_execution(execution)
+        if (resident := self._resident()) is not None:
+            return resident.metric_history(exec_id, name)
         return self.sql("SELECT name, step, value, \"at\" FROM metrics WHERE execution_id = ? "
                         "AND (?::VARCHAR IS NULL OR name = ?) ORDER BY name, step NULLS LAST, \"at\"",
                         [exec_id, name, name])
@@ -287,6 +317,7 @@ class Warehouse(Analytics):
         """The lineage graph around an artifact (or an execution) as nodes and edges."""
         if direction not in ("up", "down", "both"):
             raise InvalidInputError(f"direction must be up, down or both, not {direction!r}.")
+        self._point_lookup()
         root_exec = None
         try:
             roots = [self.resolve_artifact(ref)]
@@ -297,7 +328,11 @@ class Warehouse(Analytics):
                 raise NotFoundError("artifact or execution", ref, hint="Give an artifact hash, hash prefix "
                                     "or name, or an execution id; `cmfq artifacts` lists them.") from None
             roots = []
-        if root_exec is not None:
+        resident = self._resident()
+        if root_exec is not None and resident is not None:
+            up_roots = resident.execution_artifacts(root_exec, "in")
+            down_roots = resident.execution_artifacts(root_exec, "out")
+        elif root_exec is not None:
             up_roots = [r[0] for r in self._rows("SELECT artifact_hash FROM events WHERE execution_id = ? "
                                                  "AND direction = 'in'", [root_exec])]
             down_roots = [r[0] for r in self._rows("SELECT artifact_hash FROM events WHERE execution_id = ? "
@@ -325,7 +360,12 @@ class Warehouse(Analytics):
     def resolve_artifact(self, ref: str) -> str:
         """Full hash for a hash, unique hash prefix, or artifact name (latest version)."""
         ref = _ref(ref, "artifact")
-        if self._rows("SELECT 1 FROM idx.nodes WHERE hash = ?", [ref]):  # an index probe
+        resident = self._resident()
+        if resident is not None:
+            whole = ref in resident.node_of
+        else:
+            whole = bool(self._rows("SELECT 1 FROM idx.nodes WHERE hash = ?", [ref]))  # an index probe
+        if whole:
             return ref
         named = self._rows(
             "SELECT hash FROM (SELECT artifact_hash AS hash, max(\"at\") AS seen FROM events WHERE name = ? "
@@ -351,7 +391,12 @@ class Warehouse(Analytics):
         ref = _ref(ref, "execution")
         if len(ref) < MIN_PREFIX:
             raise NotFoundError("execution", ref, hint=f"Give at least {MIN_PREFIX} characters of the id.")
-        if self._rows("SELECT 1 FROM idx.executions WHERE id = ?", [ref]):  # a whole id: an index probe
+        resident = self._resident()
+        if resident is not None:
+            whole = ref in resident.executions
+        else:
+            whole = bool(self._rows("SELECT 1 FROM idx.executions WHERE id = ?", [ref]))  # an index probe
+        if whole:
             return ref
         found = [r[0] for r in self._rows("SELECT id FROM executions WHERE starts_with(id, ?) ORDER BY id "
                                           "LIMIT 21", [ref])]
@@ -371,26 +416,32 @@ class Warehouse(Analytics):
                 LEFT JOIN executions x ON x.id = h.execution_id ORDER BY a.name, h.hash""", [digest])
 
     def _walk(self, direction: Literal["up", "down"], ref: str, max_depth: int | None) -> pl.DataFrame:
+        self._point_lookup()
         return self._label(self._cone(direction, self.resolve_artifact(ref), max_depth)[1])
 
     def _cone(self, direction: Literal["up", "down"], digest: str, max_depth: int | None = None
               ) -> tuple[int, dict[int, int]]:
         """The start's node id, and the node id and depth of everything up or downstream."""
+        if (resident := self._resident()) is not None:
+            start = resident.node_of[digest]
+            return start, resident.cone(direction, start, max_depth)
         (start,), = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
         # A deep, narrow walk is hundreds of tiny ART probes, where one thread avoids per-hop
-        # task scheduling (twice as fast); a wide one scans, where two threads help. The
+        # task scheduling (twice as fast); a wide one scans, where more threads help. The
         # start's first hop (one index probe) tells which kind of walk this is.
         (fan_out,), = self._rows(f"SELECT count(*) FROM idx.lineage_graph WHERE "
                                  f"{'child' if direction == 'up' else 'parent'} = ?", [start])
-        self._con.execute(f"SET threads = {1 if fan_out < WIDE_FAN_OUT else 2}")
+        self._con.execute(f"SET threads = {1 if fan_out < WIDE_FAN_OUT else CPUS}")
         try:
             edges = self._rows(f"SELECT src, dst FROM cone_{direction}(?)", [start])
         finally:
-            self._con.execute("RESET threads")
+            self._con.execute(f"SET threads = {CPUS}")
         return start, _breadth_first(start, edges, max_depth)
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""
+        if (resident := self._resident()) is not None:
+            return resident.labels(depth)
         missing = [i for i in depth if i not in self._labels]
         if len(missing) <= ART_LOOKUPS:
             rows = self._rows(f"SELECT id, hash, kind, name, size FROM idx.nodes WHERE id IN "
@@ -420,6 +471,8 @@ class Warehouse(Analytics):
         only when nothing else filters the scan (with the direction beside it, it reads every event)."""
         if not nodes:
             return []
+        if (resident := self._resident()) is not None:
+            return resident.event_executions(nodes, direction)
         where, args = in_list("node", nodes)
         return [r[0] for r in self._rows(
             f"""WITH e AS MATERIALIZED (SELECT execution_id, direction FROM idx.events WHERE {where})
