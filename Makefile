@@ -81,7 +81,7 @@ bench: $(BIN)/python
 # Each peer in a throwaway virtualenv of its own under bench/.venvs/ (built on first use, a few
 # minutes each); BENCH_ARGS e.g. "--sizes 50 --systems cmfq,mlmd".
 bench-peers: $(BIN)/python
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e .
 	$(BIN)/python bench/peers/run.py $(BENCH_ARGS)
 
 lint: $(BIN)/python

@@ -44,3 +44,20 @@ def test_check_catches_wrong_answers(workload) -> None:  # type: ignore[no-untyp
     for query, answer in wrong.items():
         assert workload.check(query, answer, 20), query
     assert len(truth["q2"]) == workload.TOP and truth["q2"] == sorted(truth["q2"], reverse=True)
+
+
+def test_cmflib_gets_a_core_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Side by side only with a core each, and every run in exactly one lane."""
+    monkeypatch.syspath_prepend(str(PEERS))
+    import run
+
+    runs = [("cmfq", 50), ("mlmd", 50), ("cmflib", 50), ("mlflow", 1000)]
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    cmflib, others = run.lanes(runs, serial=False)
+    assert (cmflib.runs, cmflib.cpus) == ([("cmflib", 50)], {2})
+    assert (others.runs, others.cpus) == ([("cmfq", 50), ("mlmd", 50), ("mlflow", 1000)], {0, 1})
+    assert others.peers == ["mlflow", "cmflib"]  # its own venv first, mlmd's (cmflib's) last
+    [alone] = run.lanes(runs, serial=True)
+    assert alone.runs == runs and alone.cpus is None
+    monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0})
+    assert [lane.runs for lane in run.lanes(runs, serial=False)] == [runs]
