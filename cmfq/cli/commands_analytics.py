@@ -72,8 +72,9 @@ def compare(
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
+        # One page, cut in DuckDB (and one row more, to tell whether there are more).
         emit_page(wh.compare(stage, metric, pipeline=pipeline, where=where, by=by, step=step, ascending=asc,
-                             limit=offset + limit + 1), format, limit, offset, counted=False)
+                             limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()

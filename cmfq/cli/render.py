@@ -62,15 +62,18 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int 
             err().print(f"[dim]… {total - df.height} more rows; raise --limit or use --format json|csv[/dim]")
 
 
-def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True) -> None:
+def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True,
+              paged: bool = False) -> None:
     """Print rows ``offset`` to ``offset + limit`` of ``df`` and, on stderr, how to see the rest.
     ``counted=False``: ``df`` was fetched with ``LIMIT offset + limit + 1`` (so the number of
-    rows left is unknown, only that there are more)."""
-    shown = df.slice(offset, limit)
+    rows left is unknown, only that there are more). ``paged=True``: ``df`` is the page itself,
+    fetched with ``LIMIT limit + 1 OFFSET offset`` (the query skipped the first rows)."""
+    start = 0 if paged else offset
+    shown = df.slice(start, limit)
     emit(shown, fmt)
-    left = df.height - offset - shown.height
+    left = df.height - start - shown.height
     if left > 0:
-        count = f"{left} more rows" if counted else "more rows"
+        count = f"{left} more rows" if counted and not paged else "more rows"
         err().print(f"[dim]… {count}; see them with --offset {offset + limit}, or raise --limit[/dim]",
                     highlight=False)
 
