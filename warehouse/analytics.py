@@ -81,6 +81,37 @@ HAVING min(v) <> max(v) OR count(v) < (SELECT count(*) FROM kept) ORDER BY k
 """
 
 
+#: One page of models() ($3 rows from row $4), the same rows as the `models` view gives: each
+#: model's producer (the earliest run, then the smallest id) found by one aggregate of narrow
+#: rows, sorted and cut, and only that page joined to names and params (the view's window over
+#: every model and its params is what a page must not pay for).
+MODELS_PAGE_SQL = """
+WITH prod AS (
+    SELECT a.hash, min({no_start: x.started_at IS NULL, started_at: coalesce(x.started_at, '-infinity'::TIMESTAMPTZ),
+                        no_run: x.id IS NULL, id: coalesce(x.id, ''), project: x.project}) AS p
+    FROM artifacts AS a
+    LEFT JOIN events AS e ON e.artifact_hash = a.hash AND e.direction = 'out'
+    LEFT JOIN executions AS x ON x.id = e.execution_id
+    WHERE a.kind = 'model'
+    GROUP BY a.hash
+),
+t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash),
+page AS (
+    SELECT prod.hash, CASE WHEN NOT p.no_start THEN p.started_at END AS trained_at,
+           CASE WHEN NOT p.no_run THEN p.id END AS run_id, p.project, t.taint
+    FROM prod LEFT JOIN t ON t.hash = prod.hash
+    WHERE ($1::BOOLEAN IS NULL OR (t.hash IS NOT NULL) = $1) AND ($2::VARCHAR IS NULL OR p.project = $2)
+    ORDER BY trained_at DESC NULLS LAST, prod.hash LIMIT $3 OFFSET $4
+)
+SELECT page.hash, a.name, x.pipeline, page.project, page.run_id, page.trained_at, x.params::VARCHAR AS params,
+       page.taint
+FROM page
+LEFT JOIN (SELECT hash, name FROM artifacts WHERE kind = 'model') AS a ON a.hash = page.hash
+LEFT JOIN executions AS x ON x.id = page.run_id
+ORDER BY page.trained_at DESC NULLS LAST, page.hash
+"""
+
+
 @dataclass(frozen=True)
 class Diff:
     """Two executions side by side, one frame per aspect."""
@@ -195,9 +226,13 @@ class Analytics:
                FROM reached AS r JOIN deployments AS d ON d.model_hash = r.hash
                ORDER BY depth, entity, name, id""", {"hashes": reached, "depths": depth})
 
-    def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None) -> pl.DataFrame:
+    def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None,
+               limit: int | None = None, offset: int = 0) -> pl.DataFrame:
         """Model artifacts with the run that made them; ``tainted=True`` lists only those
-        downstream of a tainted artifact (with the reason), ``False`` only the others."""
+        downstream of a tainted artifact (with the reason), ``False`` only the others.
+        ``limit`` and ``offset`` cut one page, without reading every model's params."""
+        if limit is not None or offset:
+            return self.sql(MODELS_PAGE_SQL, [tainted, project, limit if limit is not None else 2**62, offset])
         return self.sql(
             """WITH t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash)
                SELECT m.hash, m.name, m.pipeline, m.project, m.run_id, m.trained_at, m.params::VARCHAR AS params,

@@ -146,7 +146,8 @@ def models(ctx: typer.Context,
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.models(tainted=tainted, project=project), format, limit, offset)
+        emit_page(wh.models(tainted=tainted, project=project, limit=limit + 1, offset=offset), format, limit, offset,
+                  paged=True)
 
 
 @app.command()
