@@ -445,11 +445,13 @@ class Analytics:
             raise AmbiguousError("deployment", ref, found)
         raise NotFoundError("deployment", ref, hint="`cmfq deployments` lists them.")
 
-    def search(self: Warehouse, text: str, *, limit: int = 100) -> pl.DataFrame:
-        """Artifacts, executions and annotations whose names, hashes, ids, params or tags mention ``text``."""
+    def search(self: Warehouse, text: str, *, limit: int = 100, offset: int = 0) -> pl.DataFrame:
+        """Artifacts, executions and annotations whose names, hashes, ids, params or tags mention
+        ``text``: ``limit`` of them from row ``offset`` (search_top cuts each kind of match first)."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("Search for some text.")
-        return self.sql("SELECT * FROM search(?) ORDER BY entity, label, id LIMIT ?", [text.strip(), limit])
+        return self.sql("SELECT * FROM search_top(?, ?) ORDER BY entity, label, id, field, \"match\" LIMIT ? OFFSET ?",
+                        [text.strip(), offset + limit, limit, offset])
 
 
 def to_markdown(audit: dict[str, Any]) -> str:

@@ -334,7 +334,7 @@ def search(ctx: typer.Context, text: Annotated[str, typer.Argument(help="Text to
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.search(text), format, limit, offset)
+        emit_page(wh.search(text, limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()
