@@ -127,3 +127,29 @@ def test_small_query_memory_limit_still_answers(wh: Path) -> None:
         expected = (w.compare("train", "roc_auc").rows(), w.models().rows())
     with cmfq.Warehouse(wh, query_memory_limit="1MB") as w:
         assert (w.compare("train", "roc_auc").rows(), w.models().rows()) == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("query", ["SELECT id, pipeline, params, started_at FROM executions ORDER BY id",
+                                   "SELECT * FROM executions WHERE false",
+                                   "SELECT 1 AS a, [1, 2] AS l, {'x': 'y'} AS s, 'a\nb' AS t, NULL::DOUBLE AS d"])
+def test_sql_json_and_csv_stream_the_same_text(wh: Path, query: str, fmt: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cmfq sql -f csv|json` writes batch by batch (here of 4 rows): the text of the whole frame."""
+    import cmfq.cli.commands_query as commands_query
+    from cmfq.cli.render import Format, emit
+
+    with cmfq.Warehouse(wh) as w:
+        frame = w.sql(query)
+    whole = runner.invoke(app, ["-w", str(wh), "sql", "-f", fmt, query])
+    monkeypatch.setattr(commands_query, "SQL_BATCH_ROWS", 4)
+    batched = runner.invoke(app, ["-w", str(wh), "sql", "-f", fmt, query])
+    assert whole.exit_code == batched.exit_code == 0
+    assert batched.stdout == whole.stdout
+    import contextlib
+    import io
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        emit(frame, Format(fmt))
+    assert batched.stdout == text.getvalue()
