@@ -164,6 +164,7 @@ class Analytics:
         ``offset`` cut one page of that table."""
         if by not in (None, "dataset"):
             raise InvalidInputError(f"--by takes 'dataset', not {by!r}.")
+        limit = limit or None  # as before: limit=0 means no limit
         names = sorted({*([metric] if metric else []), *_metric_names(where)}) or [""]
         compiled = compile_where(where, metric_sql=_SCORE_OF) if where else None
         # A filter on params and fields only narrows the runs before they are scored; one that
