@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "code": {"at_start": git_at_start, "at_end": git_state()},
         "parameters": {"synthetic": dataclasses.asdict(params), "sizes": dataclasses.asdict(sizes),
-                       "only": args.only, "CMFQ_MEMORY_LIMIT": os.environ.get("CMFQ_MEMORY_LIMIT", "1GB (default)")},
+                       "only": args.only, "CMFQ_MEMORY_LIMIT": os.environ.get("CMFQ_MEMORY_LIMIT", "512MB (default; cmfq commands query with 128MB)")},
         "warehouse": gen["info"],
         "benchmarks": results,
         "summary": summary(results),

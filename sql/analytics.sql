@@ -176,3 +176,27 @@ WHERE contains(lower(key), lower(q)) OR contains(lower(value_text), lower(q))
 UNION
 SELECT entity_kind, entity_id, key, 'annotation', key || '=' || coalesce(value, '') FROM annotations
 WHERE contains(lower(key), lower(q)) OR contains(lower(coalesce(value, '')), lower(q));
+
+-- The first n rows of search(q) in the order (entity, label, id, field, match): each part keeps
+-- only its own first n before they are merged, so a page of a common word ("train") never
+-- holds every match. The same rows as search(q) ORDER BY entity, label, id, field, "match" LIMIT n.
+CREATE OR REPLACE MACRO search_top(q, n) AS TABLE
+(SELECT DISTINCT 'artifact' AS entity, hash AS id, name AS label, 'name' AS field, name AS "match"
+ FROM artifacts WHERE contains(lower(name), lower(q)) OR starts_with(hash, lower(q))
+ ORDER BY entity, label, id, field, "match" LIMIT n)
+UNION
+(SELECT DISTINCT 'artifact', e.artifact_hash, e.name, 'name used', e.name FROM events AS e
+ WHERE contains(lower(e.name), lower(q))
+ ORDER BY 1, 3, 2, 4, 5 LIMIT n)
+UNION
+(SELECT DISTINCT 'execution', id, stage, 'pipeline/stage', pipeline || '/' || stage FROM executions
+ WHERE contains(lower(pipeline), lower(q)) OR contains(lower(stage), lower(q)) OR starts_with(id, lower(q))
+ ORDER BY 1, 3, 2, 4, 5 LIMIT n)
+UNION
+(SELECT DISTINCT 'execution', execution_id, stage, 'param ' || key, key || '=' || value_text FROM params
+ WHERE contains(lower(key), lower(q)) OR contains(lower(value_text), lower(q))
+ ORDER BY 1, 3, 2, 4, 5 LIMIT n)
+UNION
+(SELECT DISTINCT entity_kind, entity_id, key, 'annotation', key || '=' || coalesce(value, '') FROM annotations
+ WHERE contains(lower(key), lower(q)) OR contains(lower(coalesce(value, '')), lower(q))
+ ORDER BY 1, 3, 2, 4, 5 LIMIT n);

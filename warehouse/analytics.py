@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,13 +48,18 @@ SCORES_SQL = ("WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS id), "
               + SCORE_CTES.format(runs="ids", names="$names") + "\nSELECT * FROM scores")
 
 #: compare(): the runs of a stage/pipeline (?, ?) where {early} holds, scored on the metrics in
-#: the two lists (the result's metric is the last ?), kept where {late} holds. Columns: the run,
-#: its params as text, and value/min/max/scored_by of the chosen metric.
-COMPARE_SQL = """
-WITH sel AS (SELECT * FROM executions
-             WHERE (?::VARCHAR IS NULL OR stage = ?) AND (?::VARCHAR IS NULL OR pipeline = ?) AND ({early})),
-""" + SCORE_CTES.format(runs="sel", names="?::VARCHAR[]") + """,
-kept AS (SELECT * FROM sel WHERE {late})
+#: the list (?), kept where {late} holds. NOT MATERIALIZED: each CTE is read where it is used,
+#: with only the columns used there (a CTE used twice is otherwise held whole in memory).
+COMPARE_RUNS_SQL = """
+WITH sel AS NOT MATERIALIZED (
+    SELECT * FROM executions
+    WHERE (?::VARCHAR IS NULL OR stage = ?) AND (?::VARCHAR IS NULL OR pipeline = ?) AND ({early})),
+""" + SCORE_CTES.replace("scores AS (", "scores AS NOT MATERIALIZED (").format(runs="sel", names="?::VARCHAR[]") + """,
+kept AS NOT MATERIALIZED (SELECT * FROM sel WHERE {late})
+"""
+#: ... and those runs (COMPARE_RUNS_SQL) with the chosen metric (the last ?). Columns: the run,
+#: its params as text, and value/min/max/scored_by of the metric.
+COMPARE_SQL = COMPARE_RUNS_SQL + """
 SELECT k.id, k.pipeline, k.stage, k.status, k.started_at, k.params::VARCHAR AS params, k.git_commit,
        s.value, s.min_value, s.max_value, s.scored_by
 FROM kept AS k LEFT JOIN scores AS s ON s.execution_id = k.id AND s.name = ?
@@ -64,13 +68,47 @@ _RUN_COLUMNS = ("id, pipeline, stage, status, params::VARCHAR AS params, git_com
 SCORE_COLUMNS = ("value", "min_value", "max_value", "scored_by")
 _SCORE_OF = "(SELECT s.value FROM scores AS s WHERE s.execution_id = {id} AND s.name = ?)"
 
-#: The params keys of the runs in {table} whose value is not the same in all of them (absent
-#: counts as a value of its own).
+#: The params keys of the runs in ``kept`` (COMPARE_RUNS_SQL, given as {runs}) whose value is
+#: not the same in all of them (absent counts as a value of its own). One streaming aggregate:
+#: more than one distinct value is min <> max, and a key some runs lack is found fewer times
+#: than there are runs.
 VARYING_KEYS_SQL = """
-WITH keys AS (SELECT DISTINCT unnest(json_keys(params)) AS k FROM {table}),
-vals AS (SELECT keys.k, json_extract(t.params, '/' || replace(replace(keys.k, '~', '~0'), '/', '~1')) AS v
-         FROM keys, {table} AS t)
-SELECT k FROM vals GROUP BY k HAVING count(DISTINCT v) > 1 OR count(v) < count(*) ORDER BY k
+{runs},
+pairs AS (SELECT unnest(json_keys(params)) AS k, params FROM kept),  -- in SELECT: a lateral unnest would not stream
+vals AS (SELECT k, json_extract(params, '/' || replace(replace(k, '~', '~0'), '/', '~1'))::VARCHAR AS v FROM pairs)
+SELECT k FROM vals GROUP BY k
+HAVING min(v) <> max(v) OR count(v) < (SELECT count(*) FROM kept) ORDER BY k
+"""
+
+
+#: One page of models() ($3 rows from row $4), the same rows as the `models` view gives: each
+#: model's producer (the earliest run, then the smallest id) found by one aggregate of narrow
+#: rows, sorted and cut, and only that page joined to names and params (the view's window over
+#: every model and its params is what a page must not pay for).
+MODELS_PAGE_SQL = """
+WITH prod AS (
+    SELECT a.hash, min({no_start: x.started_at IS NULL, started_at: coalesce(x.started_at, '-infinity'::TIMESTAMPTZ),
+                        no_run: x.id IS NULL, id: coalesce(x.id, ''), project: x.project}) AS p
+    FROM artifacts AS a
+    LEFT JOIN events AS e ON e.artifact_hash = a.hash AND e.direction = 'out'
+    LEFT JOIN executions AS x ON x.id = e.execution_id
+    WHERE a.kind = 'model'
+    GROUP BY a.hash
+),
+t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash),
+page AS (
+    SELECT prod.hash, CASE WHEN NOT p.no_start THEN p.started_at END AS trained_at,
+           CASE WHEN NOT p.no_run THEN p.id END AS run_id, p.project, t.taint
+    FROM prod LEFT JOIN t ON t.hash = prod.hash
+    WHERE ($1::BOOLEAN IS NULL OR (t.hash IS NOT NULL) = $1) AND ($2::VARCHAR IS NULL OR p.project = $2)
+    ORDER BY trained_at DESC NULLS LAST, prod.hash LIMIT $3 OFFSET $4
+)
+SELECT page.hash, a.name, x.pipeline, page.project, page.run_id, page.trained_at, x.params::VARCHAR AS params,
+       page.taint
+FROM page
+LEFT JOIN (SELECT hash, name FROM artifacts WHERE kind = 'model') AS a ON a.hash = page.hash
+LEFT JOIN executions AS x ON x.id = page.run_id
+ORDER BY page.trained_at DESC NULLS LAST, page.hash
 """
 
 
@@ -117,35 +155,35 @@ class Analytics:
 
     def compare(self: Warehouse, stage: str | None = None, metric: str | None = None, *,
                 pipeline: str | None = None, where: str | None = None, by: str | None = None,
-                step: int | None = None, ascending: bool = False, limit: int | None = None) -> pl.DataFrame:
+                step: int | None = None, ascending: bool = False, limit: int | None = None,
+                offset: int = 0) -> pl.DataFrame:
         """Executions as one table: the params that vary among them, the ``metric`` (final,
         min, max, at ``step``) and who scored it, best first. ``where`` filters with AND, OR,
         NOT over params.<key>, metrics.<name> and fields; ``by="dataset"`` adds the raw
-        dataset each run descends from (one row per run and dataset)."""
+        dataset each run descends from (one row per run and dataset). ``limit`` and
+        ``offset`` cut one page of that table."""
         if by not in (None, "dataset"):
             raise InvalidInputError(f"--by takes 'dataset', not {by!r}.")
+        limit = limit or None  # as before: limit=0 means no limit
         names = sorted({*([metric] if metric else []), *_metric_names(where)}) or [""]
         compiled = compile_where(where, metric_sql=_SCORE_OF) if where else None
         # A filter on params and fields only narrows the runs before they are scored; one that
         # mentions metrics needs the scores, so it applies after.
         early = compiled if compiled and not compiled.metrics else None
         late = compiled if compiled and compiled.metrics else None
-        # Everything set-based in DuckDB: the chosen runs, their scores, the filter, into one
-        # temp table that the varying-params scan and the sorted page then read.
-        table = f"_compare_{uuid.uuid4().hex}"
+        filters = {"early": early.sql if early else "TRUE", "late": late.sql if late else "TRUE"}
         args: list[Any] = [stage, stage, pipeline, pipeline, *(early.args if early else ()), names,
-                           *(late.args if late else ()), metric or ""]
-        self._execute(f"CREATE TEMP TABLE {table} AS " + COMPARE_SQL.format(
-            early=early.sql if early else "TRUE", late=late.sql if late else "TRUE"), args)
-        try:
-            keys = [r[0] for r in self._rows(VARYING_KEYS_SQL.format(table=table))]
-            order = ("value DESC NULLS LAST" if not ascending else "value ASC NULLS LAST") if metric else "TRUE"
-            frame = self.sql(f"SELECT * FROM {table} ORDER BY {order}, started_at DESC, id"
-                             + (" LIMIT ?" if limit and by is None else ""),
-                             [limit] if limit and by is None else [])
-        finally:
-            self._execute(f"DROP TABLE IF EXISTS {table}")
-        frame = _spread_params(frame, keys)
+                           *(late.args if late else ())]
+        # Two streaming queries, no run held in memory: the varying params keys (an aggregate
+        # per key), then the page, sorted and cut in DuckDB (a top-N, not a sort of every run).
+        keys = [r[0] for r in self._rows(VARYING_KEYS_SQL.format(runs=COMPARE_RUNS_SQL.format(**filters)), args)]
+        order = ("value DESC NULLS LAST" if not ascending else "value ASC NULLS LAST") if metric else "TRUE"
+        args.append(metric or "")
+        page = f"SELECT * FROM ({COMPARE_SQL.format(**filters)}) ORDER BY {order}, started_at DESC, id"
+        if by is None and (limit is not None or offset):
+            page += " LIMIT ? OFFSET ?"
+            args += [limit if limit is not None else 2**62, offset]
+        frame = _spread_params(self.sql(page, args), keys)
         spread = [f"params.{k}" for k in keys]
         frame = frame.select([*(c for c in frame.columns if c not in spread and c not in SCORE_COLUMNS), *spread,
                               *SCORE_COLUMNS])
@@ -155,7 +193,8 @@ class Analytics:
             if step is not None:
                 at = self.sql("SELECT execution_id AS id, value FROM metrics WHERE name = ? AND step = ? "
                               "AND execution_id IN (SELECT unnest(?::VARCHAR[]))", [metric, step, ids])
-                frame = frame.join(at.rename({"value": f"{metric}_at_{step}"}), on="id", how="left")
+                frame = frame.join(at.rename({"value": f"{metric}_at_{step}"}), on="id", how="left",
+                                   maintain_order="left")
         else:
             frame = frame.drop("value", "min_value", "max_value", "scored_by")
         if by == "dataset":
@@ -163,7 +202,8 @@ class Analytics:
             frame = roots.join(frame, on="id", how="right").select(["dataset_name", "dataset", *frame.columns])
             frame = frame.sort(["dataset_name", *([metric] if metric else [])],
                                descending=[False, *([not ascending] if metric else [])], nulls_last=True)
-        return frame.head(limit) if limit else frame
+            frame = frame.slice(offset, limit)
+        return frame
 
     # -- influence, taint, models ---------------------------------------------------------------------
 
@@ -187,9 +227,13 @@ class Analytics:
                FROM reached AS r JOIN deployments AS d ON d.model_hash = r.hash
                ORDER BY depth, entity, name, id""", {"hashes": reached, "depths": depth})
 
-    def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None) -> pl.DataFrame:
+    def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None,
+               limit: int | None = None, offset: int = 0) -> pl.DataFrame:
         """Model artifacts with the run that made them; ``tainted=True`` lists only those
-        downstream of a tainted artifact (with the reason), ``False`` only the others."""
+        downstream of a tainted artifact (with the reason), ``False`` only the others.
+        ``limit`` and ``offset`` cut one page, without reading every model's params."""
+        if limit is not None or offset:
+            return self.sql(MODELS_PAGE_SQL, [tainted, project, limit if limit is not None else 2**62, offset])
         return self.sql(
             """WITH t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash)
                SELECT m.hash, m.name, m.pipeline, m.project, m.run_id, m.trained_at, m.params::VARCHAR AS params,
@@ -402,11 +446,13 @@ class Analytics:
             raise AmbiguousError("deployment", ref, found)
         raise NotFoundError("deployment", ref, hint="`cmfq deployments` lists them.")
 
-    def search(self: Warehouse, text: str, *, limit: int = 100) -> pl.DataFrame:
-        """Artifacts, executions and annotations whose names, hashes, ids, params or tags mention ``text``."""
+    def search(self: Warehouse, text: str, *, limit: int = 100, offset: int = 0) -> pl.DataFrame:
+        """Artifacts, executions and annotations whose names, hashes, ids, params or tags mention
+        ``text``: ``limit`` of them from row ``offset`` (search_top cuts each kind of match first)."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("Search for some text.")
-        return self.sql("SELECT * FROM search(?) ORDER BY entity, label, id LIMIT ?", [text.strip(), limit])
+        return self.sql("SELECT * FROM search_top(?, ?) ORDER BY entity, label, id, field, \"match\" LIMIT ? OFFSET ?",
+                        [text.strip(), offset + limit, limit, offset])
 
 
 def to_markdown(audit: dict[str, Any]) -> str:

@@ -34,6 +34,11 @@ log = logging.getLogger("cmfq")
 
 ENV_MEMORY_LIMIT = "CMFQ_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "512MB"
+#: For one-shot processes (the CLI) once the index is up to date: DuckDB keeps every block it
+#: read cached up to its limit, which a process that answers one question never reads again.
+#: Joins, aggregates and sorts spill beyond it; 128MB still holds what cannot spill (the
+#: ART index nodes a lookup pins, the hash tables of lineage walks).
+QUERY_MEMORY_LIMIT = "128MB"
 LOCK_TIMEOUT_S = 10.0
 INDEX_FILE = "index.duckdb"
 
@@ -55,13 +60,18 @@ class Opened:
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def memory_limit() -> str:
+    """DuckDB's memory limit: $CMFQ_MEMORY_LIMIT, else 512MB."""
+    return os.environ.get(ENV_MEMORY_LIMIT) or DEFAULT_MEMORY_LIMIT
+
+
 def new_connection(temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with cmfq's settings (no progress bar, bounded memory, one thread
     per core this process may use)."""
     con = duckdb.connect()
     con.execute(f"SET threads = {CPUS}")
     con.execute("SET enable_progress_bar = false")
-    con.execute("SET memory_limit = ?", [os.environ.get(ENV_MEMORY_LIMIT, DEFAULT_MEMORY_LIMIT)])
+    con.execute("SET memory_limit = ?", [memory_limit()])
     con.execute("SET autoinstall_known_extensions = false")
     if temp_dir is not None:
         con.execute("SET temp_directory = ?", [str(temp_dir)])

@@ -25,7 +25,13 @@ import polars as pl
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
 from cmfq.warehouse.analytics import Analytics
-from cmfq.warehouse.connection import CPUS, LOCK_TIMEOUT_S, open_remote_warehouse, open_warehouse
+from cmfq.warehouse.connection import (
+    CPUS,
+    LOCK_TIMEOUT_S,
+    memory_limit,
+    open_remote_warehouse,
+    open_warehouse,
+)
 from cmfq.warehouse.filters import Condition
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
@@ -61,7 +67,13 @@ class Warehouse(Analytics):
 
     def __init__(self, path: str | os.PathLike[str] | Remote | None = None, *, refresh: bool = True,
                  progress: Progress | None = None, lock_timeout: float = LOCK_TIMEOUT_S,
-                 remote_options: dict[str, Any] | None = None, resident: bool | None = None) -> None:
+                 remote_options: dict[str, Any] | None = None, query_memory_limit: str | None = None,
+                 resident: bool | None = None) -> None:
+        """``query_memory_limit``: DuckDB's memory limit for queries, set once the index is
+        up to date (a refresh keeps the usual limit, $CMFQ_MEMORY_LIMIT or 512MB). ``resident``:
+        answer point lookups from memory from the first (True), never (False), or from a
+        session's second when the warehouse is small (None; see ``_resident``)."""
+        self._query_memory_limit = query_memory_limit
         self._remote: Remote | None = None
         if isinstance(path, Remote):
             self._remote = path
@@ -85,6 +97,11 @@ class Warehouse(Analytics):
         self._point: PointLookup | None = None  # None: not loaded (yet, or too big to load)
         self._point_loaded = False
         self._resident_mode, self._point_lookups = resident, 0
+        self._limit_memory()
+
+    def _limit_memory(self) -> None:
+        if self._query_memory_limit:
+            self._con.execute("SET memory_limit = ?", [self._query_memory_limit])
 
     @property
     def root(self) -> str:
@@ -114,6 +131,7 @@ class Warehouse(Analytics):
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report
         self._labels.clear()
         self._point, self._point_loaded = None, False
+        self._limit_memory()
         return self.report
 
     def close(self) -> None:
@@ -144,7 +162,15 @@ class Warehouse(Analytics):
                  ) -> duckdb.DuckDBPyConnection:
         """Any statement, unchecked: for cmfq's own SQL (e.g. compare's temp table)."""
         try:
-            return self._con.execute(query, params or [])
+            try:
+                return self._con.execute(query, params or [])
+            except duckdb.OutOfMemoryException:
+                if not self._query_memory_limit:
+                    raise
+                # What cannot spill did not fit in the small query limit: answer with the usual one.
+                self._query_memory_limit = None
+                self._con.execute("SET memory_limit = ?", [memory_limit()])
+                return self._con.execute(query, params or [])
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 

@@ -72,8 +72,9 @@ def compare(
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
+        # One page, cut in DuckDB (and one row more, to tell whether there are more).
         emit_page(wh.compare(stage, metric, pipeline=pipeline, where=where, by=by, step=step, ascending=asc,
-                             limit=offset + limit + 1), format, limit, offset, counted=False)
+                             limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()
@@ -145,7 +146,8 @@ def models(ctx: typer.Context,
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.models(tainted=tainted, project=project), format, limit, offset)
+        emit_page(wh.models(tainted=tainted, project=project, limit=limit + 1, offset=offset), format, limit, offset,
+                  paged=True)
 
 
 @app.command()
@@ -332,7 +334,7 @@ def search(ctx: typer.Context, text: Annotated[str, typer.Argument(help="Text to
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.search(text), format, limit, offset)
+        emit_page(wh.search(text, limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()

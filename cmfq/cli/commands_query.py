@@ -14,6 +14,9 @@ from cmfq.cli.render import Format
 if TYPE_CHECKING:
     from cmfq.warehouse.query import Warehouse
 
+#: Rows per batch when `cmfq sql` writes JSON or CSV.
+SQL_BATCH_ROWS = 50_000
+
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: a table for people, json/csv for scripts.")]
 
 
@@ -164,13 +167,15 @@ def _run_sql(wh: Warehouse, query: str, format: Format, limit: int) -> None:
     import polars as pl
     import pyarrow as pa
 
-    from cmfq.cli.render import emit
+    from cmfq.cli.render import emit, emit_batches
 
     result = wh.relation(query)
     if result.description is None:
         return  # a statement without rows (SET, a comment...)
     if format is not Format.table:
-        emit(result.pl(), format)
+        # Written a batch at a time: `sql -f csv` of a million rows never holds them all.
+        rows = result.to_arrow_reader(SQL_BATCH_ROWS)
+        emit_batches(rows, rows.schema, format)
         return
     # Tables read only what they show: a huge result streams in batches and stops early.
     reader = result.fetch_record_batch(limit + 1)

@@ -116,13 +116,16 @@ def open_warehouse(ctx: typer.Context, explicit: Path | None, remote: str | None
     verification."""
     from cmfq.cli.progress import index_progress
     from cmfq.cli.render import err
+    from cmfq.warehouse.connection import ENV_MEMORY_LIMIT, QUERY_MEMORY_LIMIT
     from cmfq.warehouse.query import Warehouse
 
     target: Path | str | Remote | None = warehouse_of(ctx, explicit)
     if remote is not None:
         target = _remote_target(target, remote)
     with index_progress() as progress:
-        wh = Warehouse(target, progress=progress)
+        # One question per process: a small buffer pool (unless $CMFQ_MEMORY_LIMIT says otherwise).
+        wh = Warehouse(target, progress=progress,
+                       query_memory_limit=None if os.environ.get(ENV_MEMORY_LIMIT) else QUERY_MEMORY_LIMIT)
     for problem in wh.problems:
         err().print(f"[yellow]warning:[/yellow] skipped {problem}", highlight=False, soft_wrap=True)
     if wh.mode == "memory":

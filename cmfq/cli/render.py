@@ -15,7 +15,10 @@ from rich.table import Table
 from cmfq.warehouse.text import printable
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import polars as pl
+    import pyarrow as pa
 
 #: Columns holding JSON text: JSON output nests them as objects instead of strings.
 JSON_COLUMNS = {"params", "properties", "value"}
@@ -62,15 +65,46 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None, total: int 
             err().print(f"[dim]… {total - df.height} more rows; raise --limit or use --format json|csv[/dim]")
 
 
-def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True) -> None:
+def emit_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format) -> None:
+    """Print a result as JSON or CSV a batch at a time: the same text as :func:`emit` of the
+    whole frame, without ever holding the whole frame (``cmfq sql -f csv`` of a million rows)."""
+    import polars as pl
+
+    first = True
+    if fmt is Format.json:
+        sys.stdout.write("[")
+    for batch in batches:
+        df = pl.from_arrow(batch)
+        assert isinstance(df, pl.DataFrame)
+        if fmt is Format.json:
+            for r in df.iter_rows(named=True):
+                # An element of json.dumps(rows, indent=2): each line two spaces further in.
+                text = json.dumps(_json_row(r), indent=2, default=_default, ensure_ascii=False)
+                sys.stdout.write(("\n" if first else ",\n") + "\n".join("  " + line for line in text.split("\n")))
+                first = False
+        elif df.height or first:
+            sys.stdout.write(df.with_columns(_stringified(df)).write_csv(include_header=first))
+            first = False
+    if fmt is Format.json:
+        sys.stdout.write("]\n" if first else "\n]\n")
+    elif first:  # no batch at all: the header alone, as emit() writes it
+        empty = pl.from_arrow(schema.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        sys.stdout.write(empty.with_columns(_stringified(empty)).write_csv())
+
+
+def emit_page(df: pl.DataFrame, fmt: Format, limit: int, offset: int = 0, *, counted: bool = True,
+              paged: bool = False) -> None:
     """Print rows ``offset`` to ``offset + limit`` of ``df`` and, on stderr, how to see the rest.
     ``counted=False``: ``df`` was fetched with ``LIMIT offset + limit + 1`` (so the number of
-    rows left is unknown, only that there are more)."""
-    shown = df.slice(offset, limit)
+    rows left is unknown, only that there are more). ``paged=True``: ``df`` is the page itself,
+    fetched with ``LIMIT limit + 1 OFFSET offset`` (the query skipped the first rows)."""
+    start = 0 if paged else offset
+    shown = df.slice(start, limit)
     emit(shown, fmt)
-    left = df.height - offset - shown.height
+    left = df.height - start - shown.height
     if left > 0:
-        count = f"{left} more rows" if counted else "more rows"
+        count = f"{left} more rows" if counted and not paged else "more rows"
         err().print(f"[dim]… {count}; see them with --offset {offset + limit}, or raise --limit[/dim]",
                     highlight=False)
 
