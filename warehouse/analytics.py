@@ -33,8 +33,7 @@ WITH RECURSIVE up(execution_id, node) AS (
 )
 SELECT DISTINCT u.execution_id, n.hash AS dataset, n.name AS dataset_name
 FROM up AS u JOIN idx.nodes AS n ON n.id = u.node
-WHERE coalesce(n.kind, 'dataset') = 'dataset'
-  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = u.node AND p.direction = 'out')
+WHERE coalesce(n.kind, 'dataset') = 'dataset' AND NOT n.produced
 """
 
 #: The scores of the runs in relation {runs} (a column ``id``) for each metric in the list
@@ -209,10 +208,13 @@ class Analytics:
         if per_dataset == (dataset is not None):
             raise InvalidInputError("Give a dataset, or per_dataset=True (--per-dataset), not both or neither.")
         if per_dataset:
+            from cmfq.warehouse.query import in_list
+
             best = self.sql("SELECT * FROM best_per_dataset(?, in_stage := ?, lowest_first := ?)",
                             [metric, stage, ascending]).rename({"execution_id": "id", "score": metric})
-            runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-                            [best["id"].to_list()])
+            # A few hundred ids: probes of the executions_id index, not a scan of every run.
+            runs_in, run_args = in_list("id", best["id"].to_list())
+            runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE {runs_in}", run_args)
             return best.join(runs, on="id").select(
                 "dataset", "dataset_name", *runs.columns, metric, "scored_by").sort("dataset_name", "dataset")
         ids = self.influence(dataset).filter(pl.col("entity") == "execution")["id"].to_list()
