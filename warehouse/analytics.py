@@ -170,21 +170,37 @@ class Analytics:
         """Everything downstream of an artifact (a corrupted dataset, say): artifacts,
         executions, models and deployments, with their distance and pipeline."""
         digest = self.resolve_artifact(ref)
-        down = self.descendants(digest)
-        reached = [digest, *down["hash"].to_list()]
-        depth = [0, *down["depth"].to_list()]
-        return self.sql(
-            """WITH reached AS (SELECT unnest($hashes::VARCHAR[]) AS hash, unnest($depths::INTEGER[]) AS depth)
-               SELECT 'artifact' AS entity, r.hash AS id, a.kind AS kind, a.name AS name, NULL::VARCHAR AS pipeline,
-                      r.depth FROM reached AS r LEFT JOIN artifacts AS a ON a.hash = r.hash WHERE r.depth > 0
-               UNION ALL
-               SELECT 'execution', x.id, x.stage, x.status, x.pipeline, min(r.depth) + 1
-               FROM reached AS r JOIN events AS e ON e.artifact_hash = r.hash AND e.direction = 'in'
-               JOIN executions AS x ON x.id = e.execution_id GROUP BY ALL
-               UNION ALL
-               SELECT 'deployment', d.id, d.environment, d.status, d.project, r.depth
-               FROM reached AS r JOIN deployments AS d ON d.model_hash = r.hash
-               ORDER BY depth, entity, name, id""", {"hashes": reached, "depths": depth})
+        start, depth = self._cone("down", digest)
+        labelled = self._labelled(depth)  # (depth, hash, kind, name, size, node) from idx.nodes
+        # The reached nodes go to DuckDB as one Arrow table (thousands of list parameters cost
+        # more than the query); consumers are found on integer node ids, not 32-character
+        # hashes, and the artifacts come labelled from the walk: no join to the artifacts.
+        import pyarrow as pa
+
+        reached = pa.table({
+            "node": pa.array([start, *(r[5] for r in labelled)], pa.int32()),
+            "hash": pa.array([digest, *(r[1] for r in labelled)], pa.string()),
+            "kind": pa.array([None, *(r[2] for r in labelled)], pa.string()),
+            "name": pa.array([None, *(r[3] for r in labelled)], pa.string()),
+            "depth": pa.array([0, *(r[0] for r in labelled)], pa.int32())})
+        table = f"_cmfq_reached_{uuid.uuid4().hex}"
+        self._con.register(table, reached)
+        try:
+            return self.sql(
+                f"""WITH consumed AS (SELECT e.execution_id, min(r.depth) + 1 AS depth
+                                      FROM {table} AS r JOIN idx.events AS e ON e.node = r.node AND e.direction = 'in'
+                                      GROUP BY e.execution_id)
+                    SELECT 'artifact' AS entity, r.hash AS id, r.kind, r.name, NULL::VARCHAR AS pipeline, r.depth
+                    FROM {table} AS r WHERE r.depth > 0
+                    UNION ALL
+                    SELECT 'execution', x.id, x.stage, x.status, x.pipeline, c.depth
+                    FROM consumed AS c JOIN idx.executions AS x ON x.id = c.execution_id
+                    UNION ALL
+                    SELECT 'deployment', d.id, d.environment, d.status, d.project, r.depth
+                    FROM {table} AS r JOIN deployments AS d ON d.model_hash = r.hash
+                    ORDER BY depth, entity, name, id""")
+        finally:
+            self._con.unregister(table)
 
     def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None) -> pl.DataFrame:
         """Model artifacts with the run that made them; ``tainted=True`` lists only those

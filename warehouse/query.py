@@ -391,6 +391,14 @@ class Warehouse(Analytics):
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""
+        found = sorted(self._labelled(depth), key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
+        return pl.DataFrame(
+            {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
+             "name": [r[3] for r in found], "size": [r[4] for r in found]},
+            schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
+
+    def _labelled(self, depth: dict[int, int]) -> list[tuple[Any, ...]]:
+        """Node ids with their depth -> (depth, hash, kind, name, size, node id), in no order."""
         missing = [i for i in depth if i not in self._labels]
         if len(missing) <= ART_LOOKUPS:
             rows = self._rows(f"SELECT id, hash, kind, name, size FROM idx.nodes WHERE id IN "
@@ -401,12 +409,7 @@ class Warehouse(Analytics):
         if len(self._labels) + len(rows) > LABEL_CACHE:
             self._labels.clear()
         self._labels.update((r[0], r[1:]) for r in rows)
-        found = sorted(((depth[i], *self._labels[i]) for i in depth if i in self._labels),
-                       key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
-        return pl.DataFrame(
-            {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
-             "name": [r[3] for r in found], "size": [r[4] for r in found]},
-            schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
+        return [(depth[i], *self._labels[i], i) for i in depth if i in self._labels]
 
     def _executions_of(self, macro: Literal["producers", "consumers"], digest: str) -> pl.DataFrame:
         found = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
