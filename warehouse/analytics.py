@@ -261,7 +261,7 @@ class Analytics:
                        git_branch, git_dirty, env_hash, host, site, "user"
                 FROM executions WHERE {runs_in}
                 ORDER BY started_at""", run_args)
-        eval_ids = self._event_executions([start], "in")
+        eval_ids = sorted(c["id"] for c in info["consumers"])  # artifact() found them already
         x_in, x_args = in_list("id", eval_ids)
         f_in, f_args = in_list("f.execution_id", eval_ids)
         # Both sides narrowed to the consumers first: a join to the whole executions view scans it.

@@ -414,8 +414,9 @@ class Warehouse(Analytics):
     def _executions_of(self, macro: Literal["producers", "consumers"], digest: str) -> pl.DataFrame:
         found = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
         ids = self._event_executions([found[0][0]] if found else [], "out" if macro == "producers" else "in")
-        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
-                        "ORDER BY started_at", [ids])
+        # Usually a handful of ids: probes of the executions_id index, not a scan of every run.
+        where, args = in_list("id", ids)
+        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE {where} ORDER BY started_at", args)
 
     def _event_executions(self, nodes: list[int], direction: Literal["in", "out"]) -> list[str]:
         """The executions that read (``in``) or wrote (``out``) any of these node ids. The
