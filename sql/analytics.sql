@@ -57,29 +57,35 @@ WHERE name = metric AND value IS NOT NULL AND (in_stage IS NULL OR stage = in_st
 -- ties to the latest run, then the smallest id. `in_stage` keeps runs of one stage (NULL: all);
 -- `lowest_first` ranks the smallest score first. A run's rank is a struct compared field by
 -- field (score, then lateness, then id), so no global sort is needed: each input keeps the
--- best of the runs that read it, and each upstream node the best of the inputs below it.
+-- best of the runs that read it, and each raw dataset the best of the inputs below it. The
+-- runs' inputs come with their scores (scores.inputs) and raw datasets are read off
+-- nodes.produced, both kept by the index; the walk's pairs are narrowed to raw datasets
+-- before the ranks are compared.
 CREATE OR REPLACE MACRO best_per_dataset(metric, in_stage := NULL, lowest_first := false) AS TABLE
 WITH RECURSIVE inputs AS (
-    SELECT e.node, min({key: CASE WHEN lowest_first THEN s.score ELSE -s.score END,
+    SELECT s.node, min({key: CASE WHEN lowest_first THEN s.value ELSE -s.value END,
                         late: coalesce(-epoch_us(s.started_at), 9223372036854775807),
-                        id: s.execution_id, score: s.score, scored_by: s.scored_by}) AS best
-    FROM run_scores(metric, in_stage := in_stage) AS s
-    JOIN idx.events AS e ON e.execution_id = s.execution_id AND e.direction = 'in'
-    GROUP BY e.node
+                        id: s.execution_id, score: s.value, scored_by: s.scored_by}) AS best
+    FROM (SELECT execution_id, value, started_at, scored_by, unnest(inputs) AS node FROM idx.scores
+          WHERE name = metric AND value IS NOT NULL AND (in_stage IS NULL OR stage = in_stage)) AS s
+    GROUP BY s.node
 ),
 up(start, node) AS (
     SELECT node, node FROM inputs
     UNION
     SELECT u.start, g.parent FROM up AS u JOIN idx.lineage_graph AS g ON g.child = u.node
 ),
+raw AS (
+    SELECT u.start, n.id, n.hash, n.name FROM up AS u JOIN idx.nodes AS n ON n.id = u.node
+    WHERE coalesce(n.kind, 'dataset') = 'dataset' AND NOT n.produced
+),
 reached AS (
-    SELECT u.node, min(i.best) AS best FROM up AS u JOIN inputs AS i ON i.node = u.start GROUP BY u.node
+    SELECT r.id, any_value(r.hash) AS hash, any_value(r.name) AS name, min(i.best) AS best
+    FROM raw AS r JOIN inputs AS i ON i.node = r.start GROUP BY r.id
 )
-SELECT n.hash AS dataset, n.name AS dataset_name, r.best.id AS execution_id, r.best.score AS score,
+SELECT r.hash AS dataset, r.name AS dataset_name, r.best.id AS execution_id, r.best.score AS score,
        r.best.scored_by AS scored_by
-FROM reached AS r JOIN idx.nodes AS n ON n.id = r.node
-WHERE coalesce(n.kind, 'dataset') = 'dataset'
-  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = r.node AND p.direction = 'out');
+FROM reached AS r;
 
 -- Everything downstream of a tainted artifact is tainted; the reason travels with it.
 CREATE OR REPLACE VIEW tainted AS

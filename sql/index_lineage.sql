@@ -4,6 +4,12 @@ UPDATE idx.events SET node = n.id
 FROM idx.nodes AS n
 WHERE events.node IS NULL AND n.hash = events.artifact_hash;
 
+-- An 'out' event of the chunk marks its artifact produced. The staged key is in idx.events
+-- after the merge whichever row won, so this holds exactly when some 'out' event exists.
+UPDATE idx.nodes SET produced = true
+FROM (SELECT DISTINCT artifact_hash FROM staging_events WHERE direction = 'out') AS o
+WHERE o.artifact_hash = nodes.hash AND NOT nodes.produced;
+
 DELETE FROM idx.lineage_graph WHERE execution_id IN (SELECT DISTINCT execution_id FROM staging_events);
 
 INSERT INTO idx.lineage_graph

@@ -2,7 +2,7 @@
 -- {{source}} is a staged relation with a column {{column}} holding artifact hashes.
 INSERT INTO idx.nodes
 SELECT (SELECT coalesce(max(id), 0) FROM idx.nodes) + row_number() OVER (ORDER BY h)::INTEGER,
-       h, NULL, NULL, NULL
+       h, NULL, NULL, NULL, false
 FROM (SELECT DISTINCT {{column}} AS h FROM {{source}}) AS fresh
 ANTI JOIN idx.nodes AS n ON n.hash = fresh.h;
 

@@ -24,6 +24,13 @@ scored AS (
            coalesce(own.max_value, d.max_value) AS max_value,
            CASE WHEN own.value IS NOT NULL THEN own.execution_id ELSE d.scored_by END AS scored_by
     FROM own FULL JOIN downstream AS d ON d.execution_id = own.execution_id AND d.name = own.name
+),
+inputs AS (
+    SELECT execution_id, list(DISTINCT node ORDER BY node) AS inputs FROM idx.events
+    WHERE direction = 'in' AND execution_id IN (SELECT execution_id FROM runs)
+    GROUP BY execution_id
 )
-SELECT s.execution_id, x.stage, x.started_at, s.name, s.value, s.min_value, s.max_value, s.scored_by
-FROM scored AS s LEFT JOIN idx.executions AS x ON x.id = s.execution_id;
+SELECT s.execution_id, x.stage, x.started_at, s.name, s.value, s.min_value, s.max_value, s.scored_by,
+       coalesce(i.inputs, []::INTEGER[])
+FROM scored AS s LEFT JOIN idx.executions AS x ON x.id = s.execution_id
+LEFT JOIN inputs AS i ON i.execution_id = s.execution_id;

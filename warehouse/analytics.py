@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,7 @@ WITH RECURSIVE up(execution_id, node) AS (
 )
 SELECT DISTINCT u.execution_id, n.hash AS dataset, n.name AS dataset_name
 FROM up AS u JOIN idx.nodes AS n ON n.id = u.node
-WHERE coalesce(n.kind, 'dataset') = 'dataset'
-  AND NOT EXISTS (SELECT 1 FROM idx.events AS p WHERE p.node = u.node AND p.direction = 'out')
+WHERE coalesce(n.kind, 'dataset') = 'dataset' AND NOT n.produced
 """
 
 #: The scores of the runs in relation {runs} (a column ``id``) for each metric in the list
@@ -211,21 +211,37 @@ class Analytics:
         """Everything downstream of an artifact (a corrupted dataset, say): artifacts,
         executions, models and deployments, with their distance and pipeline."""
         digest = self.resolve_artifact(ref)
-        down = self.descendants(digest)
-        reached = [digest, *down["hash"].to_list()]
-        depth = [0, *down["depth"].to_list()]
-        return self.sql(
-            """WITH reached AS (SELECT unnest($hashes::VARCHAR[]) AS hash, unnest($depths::INTEGER[]) AS depth)
-               SELECT 'artifact' AS entity, r.hash AS id, a.kind AS kind, a.name AS name, NULL::VARCHAR AS pipeline,
-                      r.depth FROM reached AS r LEFT JOIN artifacts AS a ON a.hash = r.hash WHERE r.depth > 0
-               UNION ALL
-               SELECT 'execution', x.id, x.stage, x.status, x.pipeline, min(r.depth) + 1
-               FROM reached AS r JOIN events AS e ON e.artifact_hash = r.hash AND e.direction = 'in'
-               JOIN executions AS x ON x.id = e.execution_id GROUP BY ALL
-               UNION ALL
-               SELECT 'deployment', d.id, d.environment, d.status, d.project, r.depth
-               FROM reached AS r JOIN deployments AS d ON d.model_hash = r.hash
-               ORDER BY depth, entity, name, id""", {"hashes": reached, "depths": depth})
+        start, depth = self._cone("down", digest)
+        labelled = self._labelled(depth)  # (depth, hash, kind, name, size, node) from idx.nodes
+        # The reached nodes go to DuckDB as one Arrow table (thousands of list parameters cost
+        # more than the query); consumers are found on integer node ids, not 32-character
+        # hashes, and the artifacts come labelled from the walk: no join to the artifacts.
+        import pyarrow as pa
+
+        reached = pa.table({
+            "node": pa.array([start, *(r[5] for r in labelled)], pa.int32()),
+            "hash": pa.array([digest, *(r[1] for r in labelled)], pa.string()),
+            "kind": pa.array([None, *(r[2] for r in labelled)], pa.string()),
+            "name": pa.array([None, *(r[3] for r in labelled)], pa.string()),
+            "depth": pa.array([0, *(r[0] for r in labelled)], pa.int32())})
+        table = f"_cmfq_reached_{uuid.uuid4().hex}"
+        self._con.register(table, reached)
+        try:
+            return self.sql(
+                f"""WITH consumed AS (SELECT e.execution_id, min(r.depth) + 1 AS depth
+                                      FROM {table} AS r JOIN idx.events AS e ON e.node = r.node AND e.direction = 'in'
+                                      GROUP BY e.execution_id)
+                    SELECT 'artifact' AS entity, r.hash AS id, r.kind, r.name, NULL::VARCHAR AS pipeline, r.depth
+                    FROM {table} AS r WHERE r.depth > 0
+                    UNION ALL
+                    SELECT 'execution', x.id, x.stage, x.status, x.pipeline, c.depth
+                    FROM consumed AS c JOIN idx.executions AS x ON x.id = c.execution_id
+                    UNION ALL
+                    SELECT 'deployment', d.id, d.environment, d.status, d.project, r.depth
+                    FROM {table} AS r JOIN deployments AS d ON d.model_hash = r.hash
+                    ORDER BY depth, entity, name, id""")
+        finally:
+            self._con.unregister(table)
 
     def models(self: Warehouse, *, tainted: bool | None = None, project: str | None = None,
                limit: int | None = None, offset: int = 0) -> pl.DataFrame:
@@ -253,10 +269,13 @@ class Analytics:
         if per_dataset == (dataset is not None):
             raise InvalidInputError("Give a dataset, or per_dataset=True (--per-dataset), not both or neither.")
         if per_dataset:
+            from cmfq.warehouse.query import in_list
+
             best = self.sql("SELECT * FROM best_per_dataset(?, in_stage := ?, lowest_first := ?)",
                             [metric, stage, ascending]).rename({"execution_id": "id", "score": metric})
-            runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-                            [best["id"].to_list()])
+            # A few hundred ids: probes of the executions_id index, not a scan of every run.
+            runs_in, run_args = in_list("id", best["id"].to_list())
+            runs = self.sql(f"SELECT {_RUN_COLUMNS} FROM executions WHERE {runs_in}", run_args)
             return best.join(runs, on="id").select(
                 "dataset", "dataset_name", *runs.columns, metric, "scored_by").sort("dataset_name", "dataset")
         ids = self.influence(dataset).filter(pl.col("entity") == "execution")["id"].to_list()
@@ -287,7 +306,7 @@ class Analytics:
                        git_branch, git_dirty, env_hash, host, site, "user"
                 FROM executions WHERE {runs_in}
                 ORDER BY started_at""", run_args)
-        eval_ids = self._event_executions([start], "in")
+        eval_ids = sorted(c["id"] for c in info["consumers"])  # artifact() found them already
         x_in, x_args = in_list("id", eval_ids)
         f_in, f_args = in_list("f.execution_id", eval_ids)
         # Both sides narrowed to the consumers first: a join to the whole executions view scans it.

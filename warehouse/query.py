@@ -468,6 +468,14 @@ class Warehouse(Analytics):
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""
         if (resident := self._resident()) is not None:
             return resident.labels(depth)
+        found = sorted(self._labelled(depth), key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
+        return pl.DataFrame(
+            {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
+             "name": [r[3] for r in found], "size": [r[4] for r in found]},
+            schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
+
+    def _labelled(self, depth: dict[int, int]) -> list[tuple[Any, ...]]:
+        """Node ids with their depth -> (depth, hash, kind, name, size, node id), in no order."""
         missing = [i for i in depth if i not in self._labels]
         if len(missing) <= ART_LOOKUPS:
             rows = self._rows(f"SELECT id, hash, kind, name, size FROM idx.nodes WHERE id IN "
@@ -478,18 +486,14 @@ class Warehouse(Analytics):
         if len(self._labels) + len(rows) > LABEL_CACHE:
             self._labels.clear()
         self._labels.update((r[0], r[1:]) for r in rows)
-        found = sorted(((depth[i], *self._labels[i]) for i in depth if i in self._labels),
-                       key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
-        return pl.DataFrame(
-            {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
-             "name": [r[3] for r in found], "size": [r[4] for r in found]},
-            schema={"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64})
+        return [(depth[i], *self._labels[i], i) for i in depth if i in self._labels]
 
     def _executions_of(self, macro: Literal["producers", "consumers"], digest: str) -> pl.DataFrame:
         found = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
         ids = self._event_executions([found[0][0]] if found else [], "out" if macro == "producers" else "in")
-        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id IN (SELECT unnest(?::VARCHAR[])) "
-                        "ORDER BY started_at", [ids])
+        # Usually a handful of ids: probes of the executions_id index, not a scan of every run.
+        where, args = in_list("id", ids)
+        return self.sql(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE {where} ORDER BY started_at", args)
 
     def _event_executions(self, nodes: list[int], direction: Literal["in", "out"]) -> list[str]:
         """The executions that read (``in``) or wrote (``out``) any of these node ids. The

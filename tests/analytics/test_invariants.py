@@ -43,6 +43,9 @@ def test_influence_is_descendants_and_their_consumers(graph: list[tuple[set[int]
         with cmfq.Warehouse(Path(tmp)) as wh:
             down = set(wh.descendants(H[start])["hash"])
             table = wh.influence(H[start])
+            # Row for row (labels, depths, order) what the SQL macro answers over the views.
+            macro = wh.sql("SELECT * FROM influence(?) ORDER BY depth, entity, name, id", [H[start]])
+            assert table.rows() == macro.rows() and table.dtypes == macro.dtypes
         reached = {i for i in range(N) if H[i] in down} | {start}
         assert set(table.filter(pl.col("entity") == "artifact")["id"]) == down
         consumers = {x for x, ins in runs.items() if ins & reached}
