@@ -451,7 +451,7 @@ def analytics(path: str, repeats: int) -> dict[str, Any]:
     with Warehouse(path) as wh:
         biggest = wh.sql("SELECT pipeline FROM executions WHERE stage = 'train' GROUP BY 1 "
                          "ORDER BY count(*) DESC, 1 LIMIT 1")["pipeline"][0]
-        typical = wh.sql("SELECT hash FROM models WHERE pipeline = ? LIMIT 1", [biggest])["hash"][0]
+        typical = wh.sql("SELECT hash FROM models WHERE pipeline = ? ORDER BY hash LIMIT 1", [biggest])["hash"][0]
         # The "compare over 10k executions of a stage": the train runs of the biggest
         # pipelines, taken until they add up to 10,000, chosen through an OR filter.
         chosen = wh.sql("SELECT pipeline, sum(count(*)) OVER (ORDER BY count(*) DESC, pipeline) AS total "
