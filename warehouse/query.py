@@ -374,7 +374,11 @@ class Warehouse(Analytics):
                     start, depth = self._cone(walk, h, max_depth)  # type: ignore[arg-type]
                     into.update((start, *depth))
         nodes = sorted(up | down)
-        hashes = sorted(set(self._label(dict.fromkeys(nodes, 0))["hash"].to_list()) | set(roots))
+        if resident is not None:
+            labelled = {resident.label[n][0] for n in nodes if n in resident.label}
+        else:
+            labelled = set(self._label(dict.fromkeys(nodes, 0))["hash"].to_list())
+        hashes = sorted(labelled | set(roots))
         execs = {*self._event_executions(sorted(up), "out"), *self._event_executions(sorted(down), "in")}
         if root_exec:
             execs.add(root_exec)
