@@ -81,7 +81,7 @@ class PointLookup:
         # One frame in the order metric_history answers in; an execution's (and a metric's)
         # points are then one contiguous, zero-copy slice of it.
         metrics = frame('SELECT execution_id, name, step, value, "at" FROM metrics '
-                        'ORDER BY execution_id, name, step NULLS LAST, "at"').with_row_index("row")
+                        'ORDER BY execution_id, name, step NULLS LAST, "at", value').with_row_index("row")
         for keys in (["execution_id", "name"], ["execution_id"]):
             bounds = metrics.group_by(keys).agg(pl.col("row").min(), pl.len())
             names = bounds["name"].to_list() if "name" in keys else [None] * bounds.height

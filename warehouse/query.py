@@ -309,7 +309,7 @@ class Warehouse(Analytics):
         if (resident := self._resident()) is not None:
             return resident.metric_history(exec_id, name)
         return self.sql("SELECT name, step, value, \"at\" FROM metrics WHERE execution_id = ? "
-                        "AND (?::VARCHAR IS NULL OR name = ?) ORDER BY name, step NULLS LAST, \"at\"",
+                        "AND (?::VARCHAR IS NULL OR name = ?) ORDER BY name, step NULLS LAST, \"at\", value",
                         [exec_id, name, name])
 
     # -- lineage --------------------------------------------------------------------------------
