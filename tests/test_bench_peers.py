@@ -61,3 +61,13 @@ def test_cmflib_gets_a_core_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     assert alone.runs == runs and alone.cpus is None
     monkeypatch.setattr(run.os, "sched_getaffinity", lambda pid: {0})
     assert [lane.runs for lane in run.lanes(runs, serial=False)] == [runs]
+
+
+def test_a_run_that_times_out_is_a_failure_not_a_crash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """cmflib at N = 50 can outlast any budget: its run is reported, the others' survive."""
+    monkeypatch.syspath_prepend(str(PEERS))
+    import run
+
+    result = run.bench("cmfq", 2, tmp_path, timeout=0.05)
+    assert result == {"system": "cmfq", "n": 2, "error": "logging timed out after 0 s"}
+    assert not (tmp_path / "cmfq-2").exists()

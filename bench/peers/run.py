@@ -48,27 +48,36 @@ LOWER_IS_BETTER = ["log_median_ms", "log_p95_ms", "log_wall_s", "peak_rss_mb", "
                    "q1_ms", "q2_ms", "q3_ms", "q4_ms", "q5_ms"]
 
 
-def drive(system: str, args: list[str], cwd: Path) -> dict[str, Any]:
+def drive(system: str, args: list[str], cwd: Path, timeout: float) -> dict[str, Any]:
     """Run the system's driver with ``args`` in a fresh process; its JSON, plus the process's wall time."""
     peer, driver, env, _ = SYSTEMS[system]
     started = time.perf_counter()
     if peer is None:
         proc = subprocess.run([sys.executable, str(HERE / driver), *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=3600)
+                              timeout=timeout)
     else:
-        proc = run_peer(peer, [str(HERE / driver), *args], cwd=cwd, env=env, timeout=3600, venvs=VENVS)
+        proc = run_peer(peer, [str(HERE / driver), *args], cwd=cwd, env=env, timeout=timeout, venvs=VENVS)
     out: dict[str, Any] = json.loads(check(proc).strip().splitlines()[-1])
     out["process_wall_s"] = time.perf_counter() - started
     return out
 
 
-def bench(system: str, n: int, scratch: Path) -> dict[str, Any]:
+def bench(system: str, n: int, scratch: Path, timeout: float) -> dict[str, Any]:
+    """Log and query one system at one size; a run that fails or times out is a result with
+    an ``error`` (and no figures), so the other runs and the table survive it."""
     folder = scratch / f"{system}-{n}"
-    logged = drive(system, ["log", str(folder), str(n)], scratch)
-    result: dict[str, Any] = {"system": system, "n": n, "log": logged}
-    if SYSTEMS[system][3]:
-        result["queries"] = drive(system, ["query", str(folder), str(n), json.dumps(logged["handles"])], scratch)
-    shutil.rmtree(folder, ignore_errors=True)
+    result: dict[str, Any] = {"system": system, "n": n}
+    try:
+        result["log"] = drive(system, ["log", str(folder), str(n)], scratch, timeout)
+        if SYSTEMS[system][3]:
+            result["queries"] = drive(system, ["query", str(folder), str(n), json.dumps(result["log"]["handles"])],
+                                      scratch, timeout)
+    except subprocess.TimeoutExpired as exc:
+        result["error"] = f"{'query' if 'log' in result else 'logging'} timed out after {exc.timeout:.0f} s"
+    except (AssertionError, ValueError) as exc:  # a driver that failed, or printed no JSON
+        result["error"] = str(exc).strip().splitlines()[-1][:500]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
@@ -134,7 +143,7 @@ def _report(results: list[dict[str, Any]], failures: list[str], sizes: list[int]
     return {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
             "versions": versions, "sizes": sizes, "lanes": lanes, "total_s": total_s, "scratch": str(scratch),
             "figures": [{"system": r["system"], "n": r["n"], **row(r)} for r in results], "runs": results,
-            "wrong_answers": failures}
+            "failures": failures}
 
 
 @dataclass
@@ -171,7 +180,7 @@ def lanes(runs: list[tuple[str, int]], serial: bool) -> list[Lane]:
     return [Lane("cmflib", slow, {cpus[-1]}), Lane("others", rest, set(cpus[:-1]))]
 
 
-def run_lane(lane: Lane, scratch: Path, done: Callable[[Lane, dict[str, Any], float], None]) -> None:
+def run_lane(lane: Lane, scratch: Path, timeout: float, done: Callable[[Lane, dict[str, Any], float], None]) -> None:
     started = time.perf_counter()
     if lane.cpus is not None:
         os.sched_setaffinity(0, lane.cpus)  # this thread, and every process it starts from now on
@@ -180,7 +189,7 @@ def run_lane(lane: Lane, scratch: Path, done: Callable[[Lane, dict[str, Any], fl
     lane.venvs_s = time.perf_counter() - started
     for system, n in lane.runs:
         t0 = time.perf_counter()
-        done(lane, bench(system, n, scratch), time.perf_counter() - t0)
+        done(lane, bench(system, n, scratch, timeout), time.perf_counter() - t0)
     lane.wall_s = time.perf_counter() - started
 
 
@@ -195,6 +204,8 @@ def main() -> None:
                         help="where the stores are written (default: /dev/shm when there, see below)")
     parser.add_argument("--serial", action="store_true",
                         help="run every system one after another, cmflib included (see lanes())")
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="seconds one logging or query process may take (a run over it is reported as failed)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
                         help="only print the table of earlier results (a later file's system and N win)")
@@ -219,8 +230,10 @@ def main() -> None:
 
     def done(lane: Lane, result: dict[str, Any], took: float) -> None:
         errors = [q["error"] for q in (result.get("queries") or {}).values() if isinstance(q, dict) and q.get("error")]
+        errors += [result["error"]] if "error" in result else []
         with lock:
-            results.append(result)
+            if "log" in result:
+                results.append(result)
             failures.extend(f"{result['system']} N={result['n']}: {e}" for e in errors)
             print(f"[{lane.name}] {result['system']} N={result['n']}: {took:.0f} s"
                   + (f" WRONG: {errors}" if errors else ""), file=sys.stderr, flush=True)
@@ -231,7 +244,7 @@ def main() -> None:
               file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="cmfq-peers-", dir=args.scratch) as tmp:
         with ThreadPoolExecutor(len(plan)) as pool:
-            for future in [pool.submit(run_lane, lane, Path(tmp), done) for lane in plan]:
+            for future in [pool.submit(run_lane, lane, Path(tmp), args.timeout, done) for lane in plan]:
                 future.result()
     final = report()
     out.write_text(json.dumps(final, indent=1))
@@ -242,7 +255,7 @@ def main() -> None:
     print(table(sorted(results, key=lambda r: (r["n"], r["system"]))))
     print(f"\n{out}")
     if failures:
-        sys.exit("wrong answers:\n" + "\n".join(failures))
+        sys.exit("failed runs or wrong answers:\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":
