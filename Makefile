@@ -14,7 +14,7 @@ help:
 	@echo "make test   - install the test extras (and system packages the tests need), run the suite"
 	@echo "make torture - the crash torture test at full size: 100 SIGKILLs (50 per remote kind)"
 	@echo "make bench  - run the benchmarks; JSON results land in bench/results/"
-	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (over an hour on 2 cores)"
+	@echo "make bench-peers - the same workload through cmfq, cmflib, ML Metadata and MLflow (cmflib alone ~45 min on 2 cores; see bench/README.md)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make test-thorough - the longer hostile-input, failure and paging checks left out of make test"
 	@echo "make test-spark - every Spark-vs-DuckDB comparison (make test runs the core views and walks)"
