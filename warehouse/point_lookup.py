@@ -18,7 +18,7 @@ against the DuckDB path on random graphs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,20 +97,8 @@ class PointLookup:
         return self.metrics.slice(start, count)
 
     def cone(self, direction: Literal["up", "down"], start: int, max_depth: int | None) -> dict[int, int]:
-        """Depth of every node up or downstream of ``start`` (start excluded), breadth first."""
-        nxt = self.up if direction == "up" else self.down
-        depth, frontier, level = {start: 0}, [start], 0
-        while frontier and (max_depth is None or level < max_depth):
-            level += 1
-            reached = []
-            for node in frontier:
-                for other in nxt.get(node, ()):
-                    if other not in depth:
-                        depth[other] = level
-                        reached.append(other)
-            frontier = reached
-        del depth[start]
-        return depth
+        """Depth of every node up or downstream of ``start`` (start excluded)."""
+        return breadth_first(start, self.up if direction == "up" else self.down, max_depth)
 
     def labels(self, depth: dict[int, int]) -> pl.DataFrame:
         """As ``Warehouse._label``: hash, depth, kind, name, size; nearest first."""
@@ -143,6 +131,22 @@ class PointLookup:
                         if e in wanted})
         return (pl.DataFrame(rows, schema=NODE_SCHEMA, orient="row"),
                 pl.DataFrame(edges, schema=EDGE_SCHEMA, orient="row"))
+
+
+def breadth_first(start: int, nxt: Mapping[int, list[int]], max_depth: int | None) -> dict[int, int]:
+    """Depth of every node reachable from ``start`` through ``nxt`` (start excluded)."""
+    depth, frontier, level = {start: 0}, [start], 0
+    while frontier and (max_depth is None or level < max_depth):
+        level += 1
+        reached = []
+        for node in frontier:
+            for other in nxt.get(node, ()):
+                if other not in depth:
+                    depth[other] = level
+                    reached.append(other)
+        frontier = reached
+    del depth[start]
+    return depth
 
 
 def _grouped(frame: pl.DataFrame, key: str, value: str) -> dict[Any, list[Any]]:

@@ -36,7 +36,7 @@ from cmfq.warehouse.filters import Condition
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.lineage import Lineage
-from cmfq.warehouse.point_lookup import PointLookup
+from cmfq.warehouse.point_lookup import PointLookup, breadth_first
 from cmfq.warehouse.remote import Remote, open_remote
 from cmfq.warehouse.writer import replay_journals
 
@@ -530,18 +530,7 @@ def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | No
     nxt: dict[int, list[int]] = {}
     for src, dst in edges:
         nxt.setdefault(src, []).append(dst)
-    depth, frontier, level = {start: 0}, [start], 0
-    while frontier and (max_depth is None or level < max_depth):
-        level += 1
-        reached = []
-        for node in frontier:
-            for dst in nxt.get(node, ()):
-                if dst not in depth:
-                    depth[dst] = level
-                    reached.append(dst)
-        frontier = reached
-    del depth[start]
-    return depth
+    return breadth_first(start, nxt, max_depth)
 
 
 #: Statements a query may hold. External access is off on the connection already (no files,
