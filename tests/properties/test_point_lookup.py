@@ -62,7 +62,7 @@ def _answers(wh: cmfq.Warehouse, refs: list[str], execs: list[str], depth: int |
     return out
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=runs, depth=st.one_of(st.none(), st.integers(1, 3)))
 def test_memory_and_duckdb_give_the_same_frames(graph: list[tuple[set[int], set[int], list[tuple[str, int | None,
                                                                                               float]], bool]],
