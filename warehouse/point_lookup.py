@@ -33,7 +33,6 @@ Rows = Callable[[str], list[tuple[Any, ...]]]
 Frame = Callable[[str], pl.DataFrame]
 
 #: Column types of the answers, as DuckDB's Arrow export gives them on the DuckDB path.
-LABEL_SCHEMA = {"hash": pl.String, "depth": pl.Int32, "kind": pl.String, "name": pl.String, "size": pl.Int64}
 NODE_SCHEMA = {"id": pl.String, "type": pl.String, "label": pl.String, "kind": pl.String,
                "pipeline": pl.String, "status": pl.String}
 EDGE_SCHEMA = {"source": pl.String, "target": pl.String}
@@ -99,14 +98,6 @@ class PointLookup:
     def cone(self, direction: Literal["up", "down"], start: int, max_depth: int | None) -> dict[int, int]:
         """Depth of every node up or downstream of ``start`` (start excluded)."""
         return breadth_first(start, self.up if direction == "up" else self.down, max_depth)
-
-    def labels(self, depth: dict[int, int]) -> pl.DataFrame:
-        """As ``Warehouse._label``: hash, depth, kind, name, size; nearest first."""
-        found = sorted(((d, *self.label[i]) for i, d in depth.items() if i in self.label),
-                       key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
-        return pl.DataFrame({"hash": [r[1] for r in found], "depth": [r[0] for r in found],
-                             "kind": [r[2] for r in found], "name": [r[3] for r in found],
-                             "size": [r[4] for r in found]}, schema=LABEL_SCHEMA)
 
     def event_executions(self, nodes: list[int], direction: str) -> list[str]:
         return sorted({e for n in nodes for e, d, _ in self.node_events.get(n, ()) if d == direction})

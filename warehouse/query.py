@@ -374,11 +374,7 @@ class Warehouse(Analytics):
                     start, depth = self._cone(walk, h, max_depth)  # type: ignore[arg-type]
                     into.update((start, *depth))
         nodes = sorted(up | down)
-        if resident is not None:
-            labelled = {resident.label[n][0] for n in nodes if n in resident.label}
-        else:
-            labelled = set(self._label(dict.fromkeys(nodes, 0))["hash"].to_list())
-        hashes = sorted(labelled | set(roots))
+        hashes = sorted({r[1] for r in self._labelled(dict.fromkeys(nodes, 0))} | set(roots))
         execs = {*self._event_executions(sorted(up), "out"), *self._event_executions(sorted(down), "in")}
         if root_exec:
             execs.add(root_exec)
@@ -390,12 +386,7 @@ class Warehouse(Analytics):
     def resolve_artifact(self, ref: str) -> str:
         """Full hash for a hash, unique hash prefix, or artifact name (latest version)."""
         ref = _ref(ref, "artifact")
-        resident = self._resident()
-        if resident is not None:
-            whole = ref in resident.node_of
-        else:
-            whole = bool(self._rows("SELECT 1 FROM idx.nodes WHERE hash = ?", [ref]))  # an index probe
-        if whole:
+        if self._is_whole("artifact", ref):
             return ref
         named = self._rows(
             "SELECT hash FROM (SELECT artifact_hash AS hash, max(\"at\") AS seen FROM events WHERE name = ? "
@@ -421,12 +412,7 @@ class Warehouse(Analytics):
         ref = _ref(ref, "execution")
         if len(ref) < MIN_PREFIX:
             raise NotFoundError("execution", ref, hint=f"Give at least {MIN_PREFIX} characters of the id.")
-        resident = self._resident()
-        if resident is not None:
-            whole = ref in resident.executions
-        else:
-            whole = bool(self._rows("SELECT 1 FROM idx.executions WHERE id = ?", [ref]))  # an index probe
-        if whole:
+        if self._is_whole("execution", ref):
             return ref
         found = [r[0] for r in self._rows("SELECT id FROM executions WHERE starts_with(id, ?) ORDER BY id "
                                           "LIMIT 21", [ref])]
@@ -437,6 +423,13 @@ class Warehouse(Analytics):
         raise NotFoundError("execution", ref, hint="`cmfq executions` lists them.")
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _is_whole(self, kind: Literal["artifact", "execution"], ref: str) -> bool:
+        """Is ``ref`` a whole artifact hash or execution id: a dict lookup, or an index probe."""
+        if (resident := self._resident()) is not None:
+            return ref in (resident.node_of if kind == "artifact" else resident.executions)
+        table, column = ("nodes", "hash") if kind == "artifact" else ("executions", "id")
+        return bool(self._rows(f"SELECT 1 FROM idx.{table} WHERE {column} = ?", [ref]))
 
     def _hop(self, macro: str, ref: str) -> pl.DataFrame:
         digest = self.resolve_artifact(ref)
@@ -470,8 +463,6 @@ class Warehouse(Analytics):
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""
-        if (resident := self._resident()) is not None:
-            return resident.labels(depth)
         found = sorted(self._labelled(depth), key=lambda r: (r[0], r[3] is None, r[3] or "", r[1]))
         return pl.DataFrame(
             {"hash": [r[1] for r in found], "depth": [r[0] for r in found], "kind": [r[2] for r in found],
@@ -480,6 +471,8 @@ class Warehouse(Analytics):
 
     def _labelled(self, depth: dict[int, int]) -> list[tuple[Any, ...]]:
         """Node ids with their depth -> (depth, hash, kind, name, size, node id), in no order."""
+        if (resident := self._resident()) is not None:
+            return [(d, *resident.label[i], i) for i, d in depth.items() if i in resident.label]
         missing = [i for i in depth if i not in self._labels]
         if len(missing) <= ART_LOOKUPS:
             rows = self._rows(f"SELECT id, hash, kind, name, size FROM idx.nodes WHERE id IN "
