@@ -17,3 +17,7 @@ SELECT i.node, o.node, i.execution_id
 FROM idx.events AS i
 JOIN idx.events AS o ON o.execution_id = i.execution_id AND o.direction = 'out'
 WHERE i.direction = 'in' AND i.execution_id IN (SELECT DISTINCT execution_id FROM staging_events);
+
+-- The graph changed: a new stamp, which names the adjacency-array copy of the graph that
+-- walks may use (warehouse/graph_map.py). A copy made before this merge is never read again.
+INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('graph_stamp', uuid()::VARCHAR);

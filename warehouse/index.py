@@ -30,7 +30,7 @@ from cmfq.warehouse.source import Source
 log = logging.getLogger("cmfq")
 
 #: Bump when the index's tables change shape: older index files are then rebuilt.
-INDEX_VERSION = "6"
+INDEX_VERSION = "7"
 #: Tables the index derives from the facts at each merge (see _derived_statements).
 DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.

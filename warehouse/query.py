@@ -12,11 +12,13 @@ name (the latest version of that name); executions by id or id prefix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import duckdb
@@ -24,6 +26,7 @@ import polars as pl
 
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
+from cmfq.warehouse import graph_map
 from cmfq.warehouse.analytics import Analytics
 from cmfq.warehouse.connection import (
     CPUS,
@@ -33,6 +36,7 @@ from cmfq.warehouse.connection import (
     open_warehouse,
 )
 from cmfq.warehouse.filters import Condition
+from cmfq.warehouse.graph_map import GraphMap
 from cmfq.warehouse.index import Progress, RefreshReport
 from cmfq.warehouse.layout import Layout
 from cmfq.warehouse.lineage import Lineage
@@ -54,6 +58,8 @@ WIDE_FAN_OUT = 64
 LABEL_CACHE = 200_000
 #: The point lookup of a session from which a small warehouse answers them from memory.
 RESIDENT_AFTER = 2
+#: What the index writes as a graph stamp (a uuid): it names a folder.
+_STAMP = re.compile(r"[0-9a-f-]{36}")
 _EXECUTION_COLUMNS = ("id, pipeline, stage, status, started_at, duration_s, git_commit, params::VARCHAR AS params")
 
 
@@ -97,6 +103,9 @@ class Warehouse(Analytics):
         self._point: PointLookup | None = None  # None: not loaded (yet, or too big to load)
         self._point_loaded = False
         self._resident_mode, self._point_lookups = resident, 0
+        self._graph: GraphMap | None = None  # None: not looked for yet, or there is none
+        self._graph_looked = False
+        self._thread_count = CPUS  # what opening set (connection.py)
         self._limit_memory()
 
     def _limit_memory(self) -> None:
@@ -131,6 +140,8 @@ class Warehouse(Analytics):
         self._con, self.mode, self.report = opened.con, opened.mode, opened.report
         self._labels.clear()
         self._point, self._point_loaded = None, False
+        self._graph, self._graph_looked = None, False
+        self._thread_count = CPUS
         self._limit_memory()
         return self.report
 
@@ -449,17 +460,55 @@ class Warehouse(Analytics):
             start = resident.node_of[digest]
             return start, resident.cone(direction, start, max_depth)
         (start,), = self._rows("SELECT id FROM idx.nodes WHERE hash = ?", [digest])
+        if (graph := self._graph_map()) is not None:
+            return start, graph.cone(direction, start, max_depth)
         # A deep, narrow walk is hundreds of tiny ART probes, where one thread avoids per-hop
         # task scheduling (twice as fast); a wide one scans, where more threads help. The
         # start's first hop (one index probe) tells which kind of walk this is.
         (fan_out,), = self._rows(f"SELECT count(*) FROM idx.lineage_graph WHERE "
                                  f"{'child' if direction == 'up' else 'parent'} = ?", [start])
-        self._con.execute(f"SET threads = {1 if fan_out < WIDE_FAN_OUT else CPUS}")
-        try:
+        began = time.perf_counter()
+        with self._threads(1 if fan_out < WIDE_FAN_OUT else CPUS):
             edges = self._rows(f"SELECT src, dst FROM cone_{direction}(?)", [start])
-        finally:
-            self._con.execute(f"SET threads = {CPUS}")
+        if (time.perf_counter() - began) * 1000 > graph_map.BUILD_AFTER_MS:
+            self._build_graph_map()  # a slow walk: the next ones read the arrays instead
         return start, _breadth_first(start, edges, max_depth)
+
+    @contextlib.contextmanager
+    def _threads(self, count: int) -> Iterator[None]:
+        """Run the statements inside on ``count`` DuckDB threads, then go back to the count
+        before. Index probes and scans of a few rows are faster on one: no task scheduling."""
+        before, self._thread_count = self._thread_count, count
+        if count != before:
+            self._con.execute(f"SET threads = {count}")
+        try:
+            yield
+        finally:
+            self._thread_count = before
+            if count != before:
+                self._con.execute(f"SET threads = {before}")
+
+    def _graph_map(self) -> GraphMap | None:
+        """The adjacency arrays of the index's lineage graph, when some walk saved them for
+        the graph as it is now (warehouse/graph_map.py). Looked for once per session: only
+        this session's refresh() changes the index it has open."""
+        if not self._graph_looked:
+            self._graph_looked = True
+            stamp = self._graph_stamp()
+            if stamp is not None and self.layout is not None:
+                self._graph = GraphMap.load(graph_map.folder(self.layout.cache_dir, stamp))
+        return self._graph
+
+    def _graph_stamp(self) -> str | None:
+        found = self._rows("SELECT value FROM idx._cmfq_meta WHERE key = 'graph_stamp'")
+        return found[0][0] if found and _STAMP.fullmatch(found[0][0]) else None
+
+    def _build_graph_map(self) -> None:
+        if (stamp := self._graph_stamp()) is None:
+            return
+        self._graph = GraphMap.build(self._con)
+        if self.layout is not None:  # a remote read in place keeps it for the session
+            self._graph.save(graph_map.folder(self.layout.cache_dir, stamp))
 
     def _label(self, depth: dict[int, int]) -> pl.DataFrame:
         """Node ids with their depth -> hash, depth, kind, name, size; nearest first."""

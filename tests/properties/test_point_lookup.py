@@ -1,5 +1,6 @@
-"""Property: a warehouse answering point lookups from memory (warehouse/point_lookup.py)
-gives exactly the frames of the DuckDB path: same rows, order, columns and types.
+"""Property: a warehouse answering point lookups from memory (warehouse/point_lookup.py), or
+walking the adjacency arrays of its graph (warehouse/graph_map.py), gives exactly the frames of
+the DuckDB path: same rows, order, columns and types.
 
 Graphs are random (cycles included), some artifacts are only seen in events, some runs fail,
 and metrics mix per-step points, steps logged twice and final (step-less) values.
@@ -18,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 import cmfq
 from cmfq.errors import NotFoundError
-from cmfq.warehouse import point_lookup, query
+from cmfq.warehouse import graph_map, point_lookup, query
 
 N = 8
 H = [f"{i:032x}" for i in range(N)]
@@ -71,13 +72,24 @@ def test_memory_and_duckdb_give_the_same_frames(graph: list[tuple[set[int], set[
         ids = _log(Path(tmp), graph)
         refs = sorted({H[a] for ins, outs, _, _ in graph for a in ins | outs})
         answers = []
-        for resident in (False, True):
-            with cmfq.Warehouse(Path(tmp), resident=resident) as wh:
-                answers.append(_answers(wh, refs, ids, depth))
-                assert (wh._point is not None) == resident  # the path under test was the one taken
-        for duck, memory in zip(*answers, strict=True):
-            assert isinstance(duck, pl.DataFrame)
-            assert_frame_equal(memory, duck)
+        # DuckDB walks (never building the arrays), walks over the arrays (built at the first
+        # walk, whatever its speed), and everything from memory.
+        for resident, build_after_ms in ((False, float("inf")), (False, -1.0), (True, float("inf"))):
+            saved, graph_map.BUILD_AFTER_MS = graph_map.BUILD_AFTER_MS, build_after_ms
+            try:
+                with cmfq.Warehouse(Path(tmp), resident=resident) as wh:
+                    answers.append(_answers(wh, refs, ids, depth))
+                    # The path under test was the one taken.
+                    assert (wh._point is not None) == resident
+                    # (Every ref was walked from; with no ref there were no events, no graph.)
+                    assert (wh._graph is not None) == (build_after_ms < 0 and not resident and bool(refs))
+            finally:
+                graph_map.BUILD_AFTER_MS = saved
+        duck = answers[0]
+        for other in answers[1:]:
+            for expected, got in zip(duck, other, strict=True):
+                assert isinstance(expected, pl.DataFrame)
+                assert_frame_equal(got, expected)
 
 
 def test_a_session_loads_at_its_second_lookup_and_drops_the_copy_on_refresh(tmp_path: Path) -> None:
