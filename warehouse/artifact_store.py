@@ -89,7 +89,7 @@ def select(wh: Warehouse, *, pipeline: str | None = None, artifact: str | None =
     if artifact is not None:
         graph = wh.lineage(artifact, "up")
         hashes = [r["id"] for r in graph.nodes.iter_rows(named=True) if r["type"] == "artifact"]
-        where, args = "list_contains(?, a.hash)", [hashes]
+        where, args = "a.hash IN (SELECT unnest(?::VARCHAR[]))", [hashes]
     elif execution is not None:
         where, args = ("a.hash IN (SELECT artifact_hash FROM events WHERE execution_id = ?)",
                        [wh.resolve_execution(execution)])

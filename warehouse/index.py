@@ -100,7 +100,7 @@ def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progres
         _reset(con, report)
         _load_missing(con, source, on_disk, sizes, report, progress)
     elif vanished:
-        con.execute("DELETE FROM idx._cmfq_partitions WHERE list_contains(?, name)", [sorted(vanished)])
+        con.execute("DELETE FROM idx._cmfq_partitions WHERE name IN (SELECT unnest(?::VARCHAR[]))", [sorted(vanished)])
     _rescore(con)
     _run_in_idx(con, "index_art")  # no-op when they exist; after a bulk load, built in one go
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])
@@ -257,7 +257,7 @@ def _covered(con: duckdb.DuckDBPyConnection, parts: list[partition.Inspected]) -
     for p in parts:
         if p.replaces:
             (count, rows), = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM idx._cmfq_partitions "
-                                         "WHERE list_contains(?, name)", [list(p.replaces)]).fetchall()
+                                         "WHERE name IN (SELECT unnest(?::VARCHAR[]))", [list(p.replaces)]).fetchall()
             if count == len(set(p.replaces)) and rows == p.num_rows:
                 covered.add(p.name)
     return covered

@@ -48,7 +48,7 @@ class Lineage:
             f"""WITH e AS MATERIALIZED (SELECT execution_id, artifact_hash, direction FROM idx.events WHERE {where})
                 SELECT DISTINCT CASE direction WHEN 'in' THEN artifact_hash ELSE execution_id END AS source,
                        CASE direction WHEN 'in' THEN execution_id ELSE artifact_hash END AS target
-                FROM e WHERE list_contains(?, execution_id)
+                FROM e WHERE execution_id IN (SELECT unnest(?::VARCHAR[]))
                 ORDER BY source, target""", [*args, executions])
         return cls(root, frame, edges)
 

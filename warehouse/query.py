@@ -557,14 +557,15 @@ class Warehouse(Analytics):
 
 def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     """``column`` is one of ``values``, as SQL and its parameters. A short list is an IN list,
-    which DuckDB answers by probing an ART index on the column; a long one is read in one
-    scan (``list_contains``); none at all is FALSE (``IN ()`` does not parse, and ``IN (NULL)``
-    scans the table for nothing)."""
+    which DuckDB answers by probing an ART index on the column; a long one is a hash semi
+    join in one scan (not ``list_contains``, which searches the list once per row: 150 times
+    slower for 1,500 values over 2.5 M events); none at all is FALSE (``IN ()`` does not
+    parse, and ``IN (NULL)`` scans the table for nothing)."""
     if not values:
         return "FALSE", []
     if len(values) <= ART_LOOKUPS:
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
-    return f"list_contains(?, {column})", [list(values)]
+    return f"{column} IN (SELECT unnest(?))", [list(values)]
 
 
 def _breadth_first(start: int, edges: list[tuple[int, int]], max_depth: int | None) -> dict[int, int]:
