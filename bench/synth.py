@@ -91,14 +91,20 @@ class Art:
 
 
 @dataclass
-class Truth:
-    """What the generator knows, to check the benchmarks' answers."""
+class Counts:
+    """Rows a generator wrote, as the index must count them."""
 
     executions: int = 0
     failed: int = 0
     events: int = 0
-    edges: int = 0
+    edges: int = 0  # lineage edges: inputs x outputs of each execution
     metrics: int = 0
+
+
+@dataclass
+class Truth(Counts):
+    """What the generator knows, to check the benchmarks' answers."""
+
     artifacts: set[str] = field(default_factory=set)
     shared_dataset: str = ""
     shared_descendants: set[str] = field(default_factory=set)

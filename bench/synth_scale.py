@@ -204,13 +204,8 @@ def ts(us: np.ndarray) -> pa.Array:
 
 
 @dataclass
-class Truth:
-    executions: int = 0
-    failed: int = 0
-    events: int = 0
-    edges: int = 0
-    metrics: int = 0
-    artifacts: int = 0
+class Truth(synth.Counts):
+    artifacts: int = 0  # distinct
     files: int = 0
     shared_descendants: int = 0
     sample: dict[str, Any] = dataclasses.field(default_factory=dict)
