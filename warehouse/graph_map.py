@@ -10,8 +10,8 @@ The arrays are built from ``idx.lineage_graph``, read a batch at a time, spread 
 range of node ids and sorted a range at a time, then written straight into files beside the
 index (a graph of tens of millions of edges never sits in memory whole, and a command keeps
 to its small DuckDB memory limit), and saved under ``_cache/graph-<stamp>/``, where the stamp
-is the one the index writes with every change to the graph (sql/index_lineage.sql); they are memory-mapped on use, so a one-shot command pays
-nothing to open them. A stale map is never read: the stamp names it. It is built only when an
+is the one the index writes with every change to the graph (sql/index_lineage.sql); they are
+memory-mapped on use, so a one-shot command pays nothing to open them. A stale map is never read: the stamp names it. It is built only when an
 SQL walk was slow (:data:`BUILD_AFTER_MS`), so warehouses whose walks are shallow never
 spend the scan and sort (0.3 s for 1.5 M edges) and deep ones pay it once per change.
 """
