@@ -617,72 +617,163 @@ CLI_COMMANDS: dict[str, list[str]] = {
     "compare": ["compare", "--stage", "train", "--metric", "roc_auc", "--limit", "50"],
     "models": ["models"],
     "search": ["search", "train"],
+    "rank": ["rank", "--metric", "roc_auc"],
+    "datasets": ["datasets"],
+    "techniques": ["techniques"],
+    "influence": ["influence", "{shared_dataset}"],
+    "deployments": ["deployments"],
+    "serving": ["serving"],
 }
+
+#: Commands whose answer is not a listing: one record, one lineage graph (its size is the answer).
+NOT_LISTINGS = {"show", "lineage_deep"}
+#: Commands that stream every row on purpose: their memory is what must stay bounded.
+STREAMED = {"sql_csv_all"}
+#: Lines a listing may print: a page of at most 1,000 rows (sql's table) and a table's header.
+PAGE_LINES = 1_010
 
 
 CLI_TIMEOUT_S = 180
 
 
-#: Runs one command and prints its peak RSS (KB), seconds and outcome as JSON. A child's
-#: ru_maxrss starts at its parent's RSS at fork (it survives fork and exec), so a command run
-#: straight from the bench process would start at the bench's ~200 MB; run from this small
-#: launcher, it starts at the launcher's ~10 MB.
+#: Runs one command and prints its peak RSS (KB), seconds, outcome, and the lines and bytes
+#: it printed on stdout, as JSON. A child's ru_maxrss starts at its parent's RSS at fork (it
+#: survives fork and exec), so a command run straight from the bench process would start at
+#: the bench's ~200 MB; run from this small launcher, it starts at the launcher's ~10 MB.
 _LAUNCHER = """
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys, tempfile, time
 timeout, argv = float(sys.argv[1]), sys.argv[2:]
 started = time.perf_counter()
-with open(os.devnull, "wb") as sink:
-    proc = subprocess.Popen(argv, stdout=sink, stderr=sink)
-outcome = "ok"
-while True:
-    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-    if pid:
-        break
-    if time.perf_counter() - started > timeout and outcome == "ok":
-        proc.kill()  # its peak RSS so far is still reported
-        outcome = f"killed after {timeout:.0f} s"
-    time.sleep(0.05)
+with tempfile.TemporaryFile() as out, open(os.devnull, "wb") as sink:
+    proc = subprocess.Popen(argv, stdout=out, stderr=sink)
+    outcome = "ok"
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - started > timeout and outcome == "ok":
+            proc.kill()  # its peak RSS so far is still reported
+            outcome = f"killed after {timeout:.0f} s"
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    out.seek(0)
+    lines = size = 0
+    while chunk := out.read(1 << 20):
+        lines += chunk.count(b"\\n")
+        size += len(chunk)
 code = os.waitstatus_to_exitcode(status)
 if outcome == "ok" and code != 0:
     outcome = f"exit {code}"
-print(json.dumps([usage.ru_maxrss, time.perf_counter() - started, outcome]))
+print(json.dumps([usage.ru_maxrss, seconds, outcome, lines, size]))
 """
 
 
-def _child_peak_mb(argv: list[str]) -> tuple[float, float, str]:
-    """Peak RSS (MB), seconds and outcome ("ok", "exit N", "killed after N s") of one command
-    run as a child of a small launcher, its output thrown away."""
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, str(CLI_TIMEOUT_S), *argv], capture_output=True,
-                         text=True, check=True)
-    kb, seconds, outcome = json.loads(out.stdout)
-    return kb / 1024, seconds, outcome
+def _child_peak_mb(argv: list[str], timeout: float = CLI_TIMEOUT_S, env: dict[str, str] | None = None
+                   ) -> tuple[float, float, str, int]:
+    """Peak RSS (MB), seconds, outcome ("ok", "exit N", "killed after N s") and lines printed
+    on stdout of one command run as a child of a small launcher (``env`` added to ours)."""
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, str(timeout), *argv], capture_output=True,
+                         text=True, check=True, env={**os.environ, **(env or {})})
+    kb, seconds, outcome, lines, _ = json.loads(out.stdout)
+    return kb / 1024, seconds, outcome, lines
 
 
-def cli_rss(path: str) -> dict[str, Any]:
+def cli_rss(path: str, prefix: str = "") -> dict[str, Any]:
     """Peak RSS of each main `cmfq` command on the warehouse, above the baseline of a command
     that reads nothing (`cmfq sql "SELECT 1"`: the interpreter, duckdb, polars and pyarrow
     loaded, the index attached): the issue's <= 300 MB per command. `cmfq --help` (typer and
-    rich only) is reported too."""
+    rich only) is reported too. Each listing must print one page (and `sql -f csv` every row,
+    streamed): the lines on stdout are counted."""
     cmfq = str(Path(sys.executable).parent / "cmfq")
     m = manifest(path)
     with Warehouse(path) as wh:
         execution = wh.sql("SELECT id FROM executions WHERE stage = 'train' ORDER BY id LIMIT 1")["id"][0]
-    help_mb, _, _ = _child_peak_mb([cmfq, "--help"])
-    baseline, _, _ = _child_peak_mb([cmfq, "-w", path, "sql", "SELECT 1"])
-    figures, worst, failed = [], 0.0, []
+    help_mb, *_ = _child_peak_mb([cmfq, "--help"])
+    baseline, *_ = _child_peak_mb([cmfq, "-w", path, "sql", "SELECT 1"])
+    figures, worst, failed, unbounded = [], 0.0, [], []
     for name, args in CLI_COMMANDS.items():
-        argv = [cmfq, "-w", path, *(a.format(execution=execution, deep_model=m["deep_model"]) for a in args)]
-        peak, seconds, outcome = _child_peak_mb(argv)
+        argv = [cmfq, "-w", path, *(a.format(execution=execution, deep_model=m["deep_model"],
+                                             shared_dataset=m["shared_dataset"]) for a in args)]
+        peak, seconds, outcome, lines = _child_peak_mb(argv)
         above = peak - baseline
         worst = max(worst, above)
         if outcome != "ok":
             failed.append(f"{name}: {outcome}")
-        figures.append(figure(f"cli_rss_{name}", [above], unit="MB", seconds=round(seconds, 2), outcome=outcome,
-                              above_help_mb=round(peak - help_mb, 1)))
+        if name in STREAMED and lines != m["executions"] + 1:
+            unbounded.append(f"{name}: {lines:,} lines, want a header and all {m['executions']:,} rows")
+        elif name not in STREAMED | NOT_LISTINGS and lines > PAGE_LINES:
+            unbounded.append(f"{name}: {lines:,} lines")
+        figures.append(figure(f"{prefix}cli_rss_{name}", [above], unit="MB", seconds=round(seconds, 2),
+                              outcome=outcome, above_help_mb=round(peak - help_mb, 1), stdout_lines=lines))
         print(f"  {name}: {above:.0f} MB above baseline ({peak:.0f} MB peak, {peak - help_mb:.0f} above --help), "
-              f"{seconds:.1f} s, {outcome}", flush=True)
-    figures.append(figure("cli_rss_worst", [worst], unit="MB"))
-    return {"figures": figures, "checks": [check("every command <= 300 MB above baseline", worst <= 300,
-                                                 f"worst {worst:.0f} MB"),
-                                           check("every command finished", not failed, "; ".join(failed))],
+              f"{seconds:.1f} s, {lines:,} lines, {outcome}", flush=True)
+    figures.append(figure(f"{prefix}cli_rss_worst", [worst], unit="MB"))
+    return {"figures": figures,
+            "checks": [check("every command <= 300 MB above baseline", worst <= 300, f"worst {worst:.0f} MB"),
+                       check("every command finished", not failed, "; ".join(failed)),
+                       check(f"every listing prints one page (<= {PAGE_LINES:,} lines), sql -f csv every row",
+                             not unbounded, "; ".join(unbounded))],
             "info": {"baseline_mb": round(baseline, 1), "help_mb": round(help_mb, 1)}}
+
+
+# -- scale (issue 9) ----------------------------------------------------------------------------------------
+
+#: The first index build of the scale warehouse may take this long.
+INDEX_BUILD_TIMEOUT_S = 3600
+#: When the build does not fit DuckDB's default memory limit, it is run again with this one,
+#: so that the commands can still be measured (the failed build is reported as it was).
+BUILD_FALLBACK_LIMIT = "4GB"
+
+
+def generate_scale(quick: bool) -> dict[str, Any]:
+    import synth_scale
+
+    path, m = synth_scale.ensure(synth_scale.QUICK if quick else synth_scale.FULL)
+    return {"figures": [], "checks": [], "info": {"path": str(path), **m}}
+
+
+def scale(quick: bool) -> dict[str, Any]:
+    """Issue 9 on the scale warehouse (synth_scale.py: ~1 M executions, ~10 M events, ~100 M
+    metric points): the first index build, as a `cmfq` command runs it on a warehouse with no
+    `_cache/` (seconds, peak RSS), its row counts against the generator's, then every command
+    of :func:`cli_rss`."""
+    import synth_scale
+
+    path = str(synth_scale.warehouse_dir(synth_scale.QUICK if quick else synth_scale.FULL))
+    m = manifest(path)
+    cmfq = str(Path(sys.executable).parent / "cmfq")
+    shutil.rmtree(Path(path) / "_cache", ignore_errors=True)
+    build = [cmfq, "-w", path, "sql", "SELECT 1"]
+    peak, seconds, outcome, _ = _child_peak_mb(build, INDEX_BUILD_TIMEOUT_S)
+    print(f"  index build: {seconds:.1f} s, {peak:.0f} MB peak, {outcome}", flush=True)
+    fallback = None
+    if outcome != "ok":
+        shutil.rmtree(Path(path) / "_cache", ignore_errors=True)
+        fallback = _child_peak_mb(build, INDEX_BUILD_TIMEOUT_S, {"CMFQ_MEMORY_LIMIT": BUILD_FALLBACK_LIMIT})
+        print(f"  index build with CMFQ_MEMORY_LIMIT={BUILD_FALLBACK_LIMIT}: {fallback[1]:.1f} s, "
+              f"{fallback[0]:.0f} MB peak, {fallback[2]}", flush=True)
+    with Warehouse(path) as wh:
+        counts = wh.sql("SELECT (SELECT count(*) FROM executions) AS executions, (SELECT count(*) FROM events) AS events, "
+                        "(SELECT count(*) FROM metrics) AS metrics, (SELECT count(*) FROM artifacts) AS artifacts, "
+                        "(SELECT count(*) FROM lineage_graph) AS lineage_edges").row(0, named=True)
+    index_bytes = (Path(path) / "_cache" / INDEX_FILE).stat().st_size
+    result = cli_rss(path, prefix="scale_")
+    baseline, help_mb = result["info"]["baseline_mb"], result["info"]["help_mb"]
+    result["figures"][:0] = [
+        figure("scale_index_build", [seconds], "s", outcome=outcome, peak_mb=round(peak, 1)),
+        figure("scale_index_build_rss", [peak - baseline], "MB", above_help_mb=round(peak - help_mb, 1),
+               note="peak RSS of the first `cmfq` command on the warehouse, above `cmfq sql 'SELECT 1'`"),
+    ]
+    if fallback is not None:
+        result["figures"][2:2] = [
+            figure("scale_index_build_fallback", [fallback[1]], "s", outcome=fallback[2], peak_mb=round(fallback[0], 1),
+                   memory_limit=BUILD_FALLBACK_LIMIT),
+            figure("scale_index_build_fallback_rss", [fallback[0] - baseline], "MB", memory_limit=BUILD_FALLBACK_LIMIT,
+                   above_help_mb=round(fallback[0] - help_mb, 1))]
+    result["checks"][:0] = [check("index build finished at the default memory limit", outcome == "ok", outcome)] + [
+        check(f"{what} in the index = generated", counts[what] == m[what], f"{counts[what]:,} vs {m[what]:,}")
+        for what in counts]
+    result["info"] |= {"warehouse": path, "index_bytes": index_bytes, **partition_stats(path),
+                       **{k: m[k] for k in ("executions", "failed", "events", "lineage_edges", "metrics", "artifacts",
+                                            "generation_s", "bytes")}}
+    return result

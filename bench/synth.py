@@ -35,6 +35,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,14 @@ class Params:
     fail_rate: float = 0.03  # share of train runs that fail (no model); evaluate and prepare fail less
 
     def key(self) -> str:
-        text = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return params_key(GENERATOR_VERSION, self)
+
+
+def params_key(version: int, params: Any) -> str:
+    """The cache key of a generator's parameters (a dataclass): same version + parameters,
+    same bytes, same key."""
+    text = json.dumps({"generator": version, **dataclasses.asdict(params)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 FULL = Params()
@@ -84,14 +91,20 @@ class Art:
 
 
 @dataclass
-class Truth:
-    """What the generator knows, to check the benchmarks' answers."""
+class Counts:
+    """Rows a generator wrote, as the index must count them."""
 
     executions: int = 0
     failed: int = 0
     events: int = 0
-    edges: int = 0
+    edges: int = 0  # lineage edges: inputs x outputs of each execution
     metrics: int = 0
+
+
+@dataclass
+class Truth(Counts):
+    """What the generator knows, to check the benchmarks' answers."""
+
     artifacts: set[str] = field(default_factory=set)
     shared_dataset: str = ""
     shared_descendants: set[str] = field(default_factory=set)
@@ -315,7 +328,30 @@ def load_manifest(path: Path) -> dict[str, Any] | None:
 
 def ensure(params: Params, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """The cached warehouse for ``params`` and its manifest, generating it when missing."""
-    path = warehouse_dir(params)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        Layout(tmp).init(SITE)
+        gen = Generator(params)
+        files = gen.run(Layout(tmp), progress)
+        t = gen.truth
+        return {
+            "generator_version": GENERATOR_VERSION, "params": dataclasses.asdict(params), "key": params.key(),
+            "files": files, "executions": t.executions, "failed": t.failed, "events": t.events,
+            "lineage_edges": t.edges, "metrics": t.metrics, "artifacts": len(t.artifacts),
+            "shared_dataset": t.shared_dataset, "shared_descendants": len(t.shared_descendants),
+            "deep_model": t.deep_model, "deep_depth": params.chain_depth, "deep_ancestors": t.deep_ancestors,
+            "topk": t.topk,
+        }
+
+    return cached(warehouse_dir(params), build, f"{params.executions:,} executions", progress)
+
+
+def cached(path: Path, build: Callable[[Path], dict[str, Any]], what: str, progress: bool = True
+           ) -> tuple[Path, dict[str, Any]]:
+    """The warehouse at ``path`` and its manifest; when it has none, ``build(tmp)`` writes it
+    into a temp folder beside it and returns the manifest's facts (generation seconds and
+    bytes are added here), and the folder is renamed into place: an interrupted generation
+    never leaves a warehouse that looks complete."""
     manifest = load_manifest(path)
     if manifest is not None:
         manifest["generated_now"] = False
@@ -323,27 +359,17 @@ def ensure(params: Params, progress: bool = True) -> tuple[Path, dict[str, Any]]
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if progress:
-        print(f"generating the synthetic warehouse {path.name} ({params.executions:,} executions)...", flush=True)
+        print(f"generating the synthetic warehouse {path.name} ({what})...", flush=True)
     started = time.perf_counter()
-    Layout(tmp).init(SITE)
-    gen = Generator(params)
-    files = gen.run(Layout(tmp), progress)
+    manifest = build(tmp)
     seconds = time.perf_counter() - started
-    t = gen.truth
-    manifest = {
-        "generator_version": GENERATOR_VERSION, "params": dataclasses.asdict(params), "key": params.key(),
-        "generation_s": round(seconds, 2), "files": files, "bytes": folder_bytes(tmp),
-        "executions": t.executions, "failed": t.failed, "events": t.events, "lineage_edges": t.edges,
-        "metrics": t.metrics, "artifacts": len(t.artifacts), "shared_dataset": t.shared_dataset,
-        "shared_descendants": len(t.shared_descendants), "deep_model": t.deep_model,
-        "deep_depth": params.chain_depth, "deep_ancestors": t.deep_ancestors, "topk": t.topk,
-    }
+    manifest |= {"generation_s": round(seconds, 2), "bytes": folder_bytes(tmp)}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     manifest["generated_now"] = True
     if progress:
-        print(f"generated {files:,} files, {manifest['bytes'] / 1e6:,.1f} MB in {seconds:.1f} s", flush=True)
+        print(f"generated {manifest['files']:,} files, {manifest['bytes'] / 1e6:,.1f} MB in {seconds:.1f} s", flush=True)
     return path, manifest
 
 

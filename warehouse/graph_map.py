@@ -6,10 +6,12 @@ from, however narrow the chain. The same walk over two sorted arrays per directi
 node ``n``, its neighbours are ``next[start[n]:start[n + 1]]``, the CSR layout) is a few
 numpy operations per level: under 10 ms.
 
-The arrays are built from ``idx.lineage_graph`` (one scan and a sort) and saved under
-``_cache/graph-<stamp>/``, where the stamp is the one the index writes with every change to
-the graph (sql/index_lineage.sql); they are memory-mapped on use, so a one-shot command pays
-nothing to open them. A stale map is never read: the stamp names it. It is built only when an
+The arrays are built from ``idx.lineage_graph``, read a batch at a time, spread over files by
+range of node ids and sorted a range at a time, then written straight into files beside the
+index (a graph of tens of millions of edges never sits in memory whole, and a command keeps
+to its small DuckDB memory limit), and saved under ``_cache/graph-<stamp>/``, where the stamp
+is the one the index writes with every change to the graph (sql/index_lineage.sql); they are
+memory-mapped on use, so a one-shot command pays nothing to open them. A stale map is never read: the stamp names it. It is built only when an
 SQL walk was slow (:data:`BUILD_AFTER_MS`), so warehouses whose walks are shallow never
 spend the scan and sort (0.3 s for 1.5 M edges) and deep ones pay it once per change.
 """
@@ -19,9 +21,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import duckdb
 import numpy as np
@@ -29,6 +32,10 @@ import numpy as np
 #: An SQL walk slower than this builds the map, so that the next walks use it.
 BUILD_AFTER_MS = 40.0
 _ARRAYS = ("up_start", "up_next", "down_start", "down_next")
+#: Edges per batch read from DuckDB while building, and per range of nodes sorted at once.
+BATCH_EDGES = 1 << 18
+SLICE_EDGES = 1 << 20
+_EDGES = "FROM idx.lineage_graph WHERE parent IS NOT NULL AND child IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -40,19 +47,45 @@ class GraphMap:
     up_next: np.ndarray
     down_start: np.ndarray
     down_next: np.ndarray
+    #: The folder the arrays were built in (memory-mapped from there), which save() renames.
+    built_in: Path | None = field(default=None, compare=False)
 
     @classmethod
     def build(cls, con: duckdb.DuckDBPyConnection) -> GraphMap:
-        """Read every edge of the index's lineage graph (catalog ``idx``)."""
-        cols = con.execute("SELECT parent, child FROM idx.lineage_graph "
-                           "WHERE parent IS NOT NULL AND child IS NOT NULL").fetchnumpy()
-        parent = np.asarray(cols["parent"], dtype=np.int32)
-        child = np.asarray(cols["child"], dtype=np.int32)
+        """Read every edge of the index's lineage graph (catalog ``idx``). Beside an index
+        file the arrays are written into a folder next to it a batch at a time and
+        memory-mapped: memory holds a batch and a count and an offset per node, not the
+        20 M edges of a big warehouse. An in-memory index (a remote read in place, small)
+        keeps them in memory."""
         (top,), = con.execute("SELECT coalesce(max(id), 0) FROM idx.nodes").fetchall()
         size = int(top) + 1
-        up_start, up_next = _compressed(child, parent, size)
-        down_start, down_next = _compressed(parent, child, size)
-        return cls(up_start, up_next, down_start, down_next)
+        index_file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'idx'").fetchone()
+        if not index_file or not index_file[0] or not Path(index_file[0]).is_file():
+            cols = con.execute(f"SELECT parent, child {_EDGES}").fetchnumpy()
+            parent = np.asarray(cols["parent"], dtype=np.int32)
+            child = np.asarray(cols["child"], dtype=np.int32)
+            return cls(*_compressed(child, parent, size), *_compressed(parent, child, size))
+        built = Path(index_file[0]).parent / f".graph-build-{uuid.uuid4().hex}.tmp"
+        built.mkdir()
+        try:
+            for direction, key, value in (("up", "child", "parent"), ("down", "parent", "child")):
+                start = _offsets(con, key, size)
+                with open(built / f"{direction}_start.npy", "wb") as out:
+                    _npy_header(out, start.dtype.type, size + 1)
+                    out.write(start.tobytes())
+                with open(built / f"{direction}_next.npy", "wb") as out:
+                    _npy_header(out, np.int32, int(start[-1]))
+                    for values in _sorted_values(con, key, value, start, built):
+                        out.write(values.tobytes())
+                del start
+            graph = cls.load(built)
+        except BaseException:
+            shutil.rmtree(built, ignore_errors=True)
+            raise
+        if graph is None:
+            shutil.rmtree(built, ignore_errors=True)
+            raise OSError(f"the lineage map built in {built} does not load")
+        return cls(graph.up_start, graph.up_next, graph.down_start, graph.down_next, built_in=built)
 
     @classmethod
     def load(cls, folder: Path) -> GraphMap | None:
@@ -68,9 +101,15 @@ class GraphMap:
         the maps of older stamps beside it. Best effort: the map is a cache."""
         temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
         try:
-            temp.mkdir(parents=True)
-            for name in _ARRAYS:
-                np.save(temp / f"{name}.npy", getattr(self, name))
+            built = self.built_in
+            if built is not None and built.is_dir() and built.parent.resolve() == folder.parent.resolve():
+                os.rename(built, temp)  # written beside it already: nothing to copy (or to page in)
+            else:
+                temp.mkdir(parents=True)
+                for name in _ARRAYS:
+                    np.save(temp / f"{name}.npy", getattr(self, name))
+                if built is not None:
+                    shutil.rmtree(built, ignore_errors=True)
             if folder.exists() and GraphMap.load(folder) is None:
                 shutil.rmtree(folder)  # a damaged copy (one that loads is another process's, as good)
             os.rename(temp, folder)
@@ -115,6 +154,51 @@ class GraphMap:
 def folder(cache_dir: Path, stamp: str) -> Path:
     """Where the map of the graph with this stamp lives."""
     return cache_dir / f"graph-{stamp}"
+
+
+def _offsets(con: duckdb.DuckDBPyConnection, key: str, size: int) -> np.ndarray:
+    """CSR offsets over node ids 0..size-1 of the edges grouped by ``key``: node ``n``'s run
+    is ``start[n]:start[n + 1]``. 32-bit while the edges fit, as they always have so far."""
+    (edges,), = con.execute(f"SELECT count(*) {_EDGES}").fetchall()
+    start = np.zeros(size + 1, dtype=np.int32 if edges < 2**31 else np.int64)
+    for batch in con.execute(f"SELECT {key} {_EDGES}").to_arrow_reader(BATCH_EDGES):
+        nodes, counts = np.unique(batch.column(0).to_numpy(), return_counts=True)
+        start[nodes + 1] += counts.astype(start.dtype)
+    np.cumsum(start, out=start)
+    return start
+
+
+def _sorted_values(con: duckdb.DuckDBPyConnection, key: str, value: str, start: np.ndarray,
+                   scratch: Path) -> Iterator[np.ndarray]:
+    """The ``value`` of every edge in (``key``, ``value``) order, a range of keys at a time:
+    one scan spreads the edges over files in ``scratch``, one per range of about SLICE_EDGES
+    edges, and each file is sorted alone. (DuckDB sorting every edge at once does not fit the
+    small memory limit of a one-shot command.)"""
+    bounds = np.unique(np.searchsorted(start, np.arange(0, int(start[-1]), SLICE_EDGES), side="right") - 1)
+    bounds = np.append(bounds, len(start) - 1)
+    paths = [scratch / f"{key}-{i}.bin" for i in range(len(bounds) - 1)]
+    files = [open(path, "wb") for path in paths]  # noqa: SIM115 - closed below; one per 1 M edges
+    try:
+        for batch in con.execute(f"SELECT {key}, {value} {_EDGES}").to_arrow_reader(BATCH_EDGES):
+            pairs = np.empty((batch.num_rows, 2), dtype=np.int32)
+            pairs[:, 0], pairs[:, 1] = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+            part = np.searchsorted(bounds, pairs[:, 0], side="right") - 1
+            order = np.argsort(part, kind="stable")
+            for i, rows in enumerate(np.split(order, np.searchsorted(part[order], np.arange(1, len(files))))):
+                files[i].write(pairs[rows].tobytes())
+    finally:
+        for f in files:
+            f.close()
+    for path in paths:
+        pairs = np.fromfile(path, dtype=np.int32).reshape(-1, 2)
+        path.unlink()
+        yield pairs[np.lexsort((pairs[:, 1], pairs[:, 0])), 1]
+
+
+def _npy_header(out: BinaryIO, dtype: type, length: int) -> None:
+    """The header of a .npy file of ``length`` values of ``dtype``; the values follow."""
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (length,)})
 
 
 def _compressed(key: np.ndarray, value: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

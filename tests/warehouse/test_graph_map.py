@@ -82,3 +82,44 @@ def test_fast_walks_build_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert wh.ancestors(hashes[-1]).height == 3
         assert wh._graph is None
     assert _maps(tmp_path) == []
+
+
+def test_a_big_graph_is_built_a_batch_at_a_time_into_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches and key ranges far smaller than the graph (as on 20 M edges, where holding
+    them all or sorting them in DuckDB at once did not fit a command's memory): the arrays
+    equal the in-memory build, are memory-mapped from the folder built beside the index,
+    and saving renames that folder rather than copying it."""
+    import random
+
+    import numpy as np
+
+    monkeypatch.setattr(graph_map, "BATCH_EDGES", 7)
+    monkeypatch.setattr(graph_map, "SLICE_EDGES", 5)
+    rng = random.Random(9)
+    made = [f"{i:032x}" for i in range(4)]
+    with cmfq.Tracker("fan", warehouse=tmp_path, capture_git=False, capture_env=False) as t:
+        for _ in range(40):
+            with t.execution("step") as ex:
+                for parent in rng.sample(made, min(len(made), rng.randint(1, 3))):
+                    ex.log_input(hash=parent, name=f"a{parent[-3:]}")
+                for _ in range(rng.randint(1, 3)):
+                    made.append(f"{len(made):032x}")
+                    ex.log_output(hash=made[-1], name=f"a{len(made)}")
+    with cmfq.Warehouse(tmp_path, resident=False) as wh:
+        built = graph_map.GraphMap.build(wh._con)
+        edges = wh._con.execute("SELECT parent, child FROM idx.lineage_graph").fetchnumpy()
+        (top,), = wh._con.execute("SELECT max(id) FROM idx.nodes").fetchall()
+    assert len(edges["parent"]) > 4 * graph_map.SLICE_EDGES
+    assert built.built_in is not None and isinstance(built.up_next, np.memmap)
+    for start, targets, key, value in ((built.up_start, built.up_next, "child", "parent"),
+                                       (built.down_start, built.down_next, "parent", "child")):
+        want_start, want_next = graph_map._compressed(np.asarray(edges[key], np.int32),
+                                                      np.asarray(edges[value], np.int32), top + 1)
+        assert start.tolist() == want_start.tolist()
+        for n in range(top + 1):  # each node's neighbours, sorted in the streamed build
+            assert targets[start[n]:start[n + 1]].tolist() == sorted(want_next[start[n]:start[n + 1]].tolist())
+    folder = graph_map.folder(tmp_path / "_cache", "test")
+    built.save(folder)
+    assert not built.built_in.exists() and not list((tmp_path / "_cache").glob(".graph-build-*"))
+    saved = graph_map.GraphMap.load(folder)
+    assert saved is not None and saved.down_next.tolist() == built.down_next.tolist()
