@@ -22,6 +22,9 @@ from cmfq.warehouse.filters import compile_where
 if TYPE_CHECKING:
     from cmfq.warehouse.query import Warehouse
 
+#: The LIMIT of a query asked for every row (DuckDB's LIMIT takes a number, not NULL).
+NO_LIMIT = 2**62
+
 #: For each execution id in $ids: the raw datasets upstream of its inputs (artifacts nothing
 #: produced, kind dataset). Set semantics over (execution, node) pairs end on cycles.
 ROOTS_SQL = """
@@ -85,7 +88,7 @@ HAVING min(v) <> max(v) OR count(v) < (SELECT count(*) FROM kept) ORDER BY k
 #: model's producer (the earliest run, then the smallest id) found by one aggregate of narrow
 #: rows, sorted and cut, and only that page joined to names and params (the view's window over
 #: every model and its params is what a page must not pay for).
-MODELS_PAGE_SQL = """
+MODEL_RUNS_CTES = """
 WITH prod AS (
     SELECT a.hash, min({no_start: x.started_at IS NULL, started_at: coalesce(x.started_at, '-infinity'::TIMESTAMPTZ),
                         no_run: x.id IS NULL, id: coalesce(x.id, ''), project: x.project}) AS p
@@ -95,7 +98,8 @@ WITH prod AS (
     WHERE a.kind = 'model'
     GROUP BY a.hash
 ),
-t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash),
+t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash)"""
+MODELS_PAGE_SQL = MODEL_RUNS_CTES + """,
 page AS (
     SELECT prod.hash, CASE WHEN NOT p.no_start THEN p.started_at END AS trained_at,
            CASE WHEN NOT p.no_run THEN p.id END AS run_id, p.project, t.taint
@@ -110,6 +114,26 @@ LEFT JOIN (SELECT hash, name FROM artifacts WHERE kind = 'model') AS a ON a.hash
 LEFT JOIN executions AS x ON x.id = page.run_id
 ORDER BY page.trained_at DESC NULLS LAST, page.hash
 """
+#: rank_models(): models (tainted: $1 as in models(), of project $2) whose run has a score for
+#: metric $3, best first ({dir}), rows $5 to $5 + $4. Only the page is labelled and given
+#: its params: ranking reads one row per model and one score each.
+RANK_PAGE_SQL = MODEL_RUNS_CTES + """,
+page AS (
+    SELECT prod.hash, p.id AS run_id, p.started_at AS trained_at, p.project, t.taint, s.value
+    FROM prod LEFT JOIN t ON t.hash = prod.hash
+    JOIN idx.scores AS s ON s.execution_id = p.id AND s.name = $3
+    WHERE NOT p.no_run AND ($1::BOOLEAN IS NULL OR (t.hash IS NOT NULL) = $1) AND ($2::VARCHAR IS NULL OR p.project = $2)
+    ORDER BY s.value {dir} NULLS LAST, prod.hash LIMIT $4 OFFSET $5
+)
+SELECT page.hash, a.name, x.pipeline, page.project, page.run_id, x.started_at AS trained_at,
+       x.params::VARCHAR AS params, page.taint, page.value
+FROM page
+LEFT JOIN (SELECT hash, name FROM artifacts WHERE kind = 'model') AS a ON a.hash = page.hash
+LEFT JOIN executions AS x ON x.id = page.run_id
+ORDER BY page.value {dir} NULLS LAST, page.hash
+"""
+#: Models ranked per query while rank_models(data_after=...) fills a page (it filters after ranking).
+RANK_BATCH = 2_000
 
 
 @dataclass(frozen=True)
@@ -182,7 +206,7 @@ class Analytics:
         page = f"SELECT * FROM ({COMPARE_SQL.format(**filters)}) ORDER BY {order}, started_at DESC, id"
         if by is None and (limit is not None or offset):
             page += " LIMIT ? OFFSET ?"
-            args += [limit if limit is not None else 2**62, offset]
+            args += [NO_LIMIT if limit is None else limit, offset]
         frame = _spread_params(self.sql(page, args), keys)
         spread = [f"params.{k}" for k in keys]
         frame = frame.select([*(c for c in frame.columns if c not in spread and c not in SCORE_COLUMNS), *spread,
@@ -249,7 +273,7 @@ class Analytics:
         downstream of a tainted artifact (with the reason), ``False`` only the others.
         ``limit`` and ``offset`` cut one page, without reading every model's params."""
         if limit is not None or offset:
-            return self.sql(MODELS_PAGE_SQL, [tainted, project, limit if limit is not None else 2**62, offset])
+            return self.sql(MODELS_PAGE_SQL, [tainted, project, NO_LIMIT if limit is None else limit, offset])
         return self.sql(
             """WITH t AS (SELECT hash, string_agg(DISTINCT reason, '; ') AS taint FROM tainted GROUP BY hash)
                SELECT m.hash, m.name, m.pipeline, m.project, m.run_id, m.trained_at, m.params::VARCHAR AS params,
@@ -383,8 +407,10 @@ class Analytics:
             pl.col("best_true").alias("best_with"), pl.col("best_false").alias("best_without"),
         ).sort("dataset")
 
-    def techniques(self: Warehouse, project: str | None = None) -> pl.DataFrame:
-        """Which model types and which feature transformations each project and pipeline used."""
+    def techniques(self: Warehouse, project: str | None = None, *, limit: int | None = None,
+                   offset: int = 0) -> pl.DataFrame:
+        """Which model types and which feature transformations each project and pipeline used
+        (``limit`` rows from row ``offset``)."""
         return self.sql(
             """SELECT x.project, x.pipeline, CASE a.kind WHEN 'model' THEN 'model type' ELSE 'transformation' END AS what,
                       coalesce(json_extract_string(a.properties, '$.model_type'),
@@ -394,10 +420,13 @@ class Analytics:
                JOIN executions AS x ON x.id = e.execution_id
                WHERE a.kind IN ('model', 'featureset') AND technique IS NOT NULL
                  AND ($1::VARCHAR IS NULL OR x.project = $1)
-               GROUP BY ALL ORDER BY x.project, x.pipeline, what, runs DESC""", [project])
+               GROUP BY ALL ORDER BY x.project, x.pipeline, what, runs DESC, technique
+               LIMIT $2 OFFSET $3""", [project, NO_LIMIT if limit is None else limit, offset])
 
-    def datasets(self: Warehouse, project: str | None = None, since: dt.datetime | None = None) -> pl.DataFrame:
-        """Datasets that runs used (read) in a time window, optionally of one project."""
+    def datasets(self: Warehouse, project: str | None = None, since: dt.datetime | None = None, *,
+                 limit: int | None = None, offset: int = 0) -> pl.DataFrame:
+        """Datasets that runs used (read) in a time window, optionally of one project
+        (``limit`` rows from row ``offset``)."""
         return self.sql(
             """SELECT a.hash, a.name, count(DISTINCT x.id) AS runs, count(DISTINCT x.pipeline) AS pipelines,
                       min(x.started_at) AS first_used, max(x.started_at) AS last_used
@@ -405,7 +434,8 @@ class Analytics:
                JOIN artifacts AS a ON a.hash = e.artifact_hash AND a.kind = 'dataset'
                WHERE e.direction = 'in' AND ($1::VARCHAR IS NULL OR x.project = $1)
                  AND ($2::TIMESTAMPTZ IS NULL OR x.started_at >= $2)
-               GROUP BY ALL ORDER BY last_used DESC, a.name""", [project, _utc(since)])
+               GROUP BY ALL ORDER BY last_used DESC, a.name, a.hash
+               LIMIT $3 OFFSET $4""", [project, _utc(since), NO_LIMIT if limit is None else limit, offset])
 
     # -- drift, serving, search ---------------------------------------------------------------------------
 
@@ -429,20 +459,43 @@ class Analytics:
                         [psi_threshold, mean_threshold, ha, hb])
 
     def rank_models(self: Warehouse, metric: str, *, project: str | None = None, exclude_tainted: bool = True,
-                    data_after: dt.datetime | None = None, ascending: bool = False) -> pl.DataFrame:
+                    data_after: dt.datetime | None = None, ascending: bool = False,
+                    limit: int | None = None, offset: int = 0) -> pl.DataFrame:
         """Candidate models for deployment, best dev score first: not tainted (by default),
-        optionally only those whose newest raw dataset was first seen after ``data_after``."""
-        models = self.models(tainted=False if exclude_tainted else None, project=project)
-        runs = [r for r in models["run_id"].to_list() if r]
-        scores = self.sql(SCORES_SQL, {"ids": runs, "names": [metric]}).select(
-            pl.col("execution_id").alias("run_id"), pl.col("value").alias(metric))
-        fresh = self.sql(ROOTS_SQL, {"ids": runs}).join(
-            self.sql("SELECT hash AS dataset, first_seen_at FROM artifacts"), on="dataset", how="left").group_by(
-            pl.col("execution_id").alias("run_id")).agg(pl.col("first_seen_at").max().alias("newest_data"))
-        ranked = models.join(scores, on="run_id").join(fresh, on="run_id", how="left")
-        if data_after is not None:
-            ranked = ranked.filter(pl.col("newest_data") > _utc(data_after))
-        return ranked.sort(metric, descending=not ascending, nulls_last=True)
+        optionally only those whose newest raw dataset was first seen after ``data_after``;
+        ``limit`` of them from row ``offset``. Ranking happens in DuckDB; only the rows kept
+        are labelled and walked up to their raw data."""
+        query = RANK_PAGE_SQL.replace("{dir}", "ASC" if ascending else "DESC")
+        tainted = False if exclude_tainted else None
+        after = _utc(data_after)
+        if after is None:
+            page = self.sql(query, [tainted, project, metric, NO_LIMIT if limit is None else limit, offset])
+            return self._with_newest_data(page, metric)
+        # The date filter needs each model's raw data: rank in batches until the page is full.
+        wanted = None if limit is None else offset + limit
+        kept: list[pl.DataFrame] = []
+        start, found = 0, 0
+        while wanted is None or found < wanted:
+            batch = self._with_newest_data(self.sql(query, [tainted, project, metric, RANK_BATCH, start]), metric)
+            # Compared as naive UTC: polars refuses to compare zones named differently (Etc/UTC, UTC).
+            fresh = batch.filter(pl.col("newest_data").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                                 > after.astimezone(dt.timezone.utc).replace(tzinfo=None))
+            kept.append(fresh)
+            found += fresh.height
+            start += RANK_BATCH
+            if batch.height < RANK_BATCH:
+                break
+        ranked = pl.concat(kept)
+        return ranked.slice(offset, limit)
+
+    def _with_newest_data(self: Warehouse, page: pl.DataFrame, metric: str) -> pl.DataFrame:
+        """``page`` (RANK_PAGE_SQL) with its score named ``metric`` and the first-seen time
+        of the newest raw dataset upstream of each model's run."""
+        newest = self.sql(
+            "WITH roots AS (" + ROOTS_SQL + ") SELECT r.execution_id AS run_id, max(a.first_seen_at) AS newest_data "
+            "FROM roots AS r LEFT JOIN artifacts AS a ON a.hash = r.dataset GROUP BY ALL",
+            {"ids": page["run_id"].unique().to_list()})
+        return page.rename({"value": metric}).join(newest, on="run_id", how="left", maintain_order="left")
 
     def deployments(self: Warehouse, project: str | None = None, *, history: bool = False) -> pl.DataFrame:
         """Deployments as they stand (or every status change, with ``history``)."""

@@ -27,7 +27,7 @@ import polars as pl
 from cmfq.config import warehouse_path
 from cmfq.errors import AmbiguousError, InvalidInputError, NotFoundError, QueryError
 from cmfq.warehouse import graph_map
-from cmfq.warehouse.analytics import Analytics
+from cmfq.warehouse.analytics import NO_LIMIT, Analytics
 from cmfq.warehouse.connection import (
     CPUS,
     LOCK_TIMEOUT_S,
@@ -280,7 +280,7 @@ class Warehouse(Analytics):
                       SELECT 1 FROM events e WHERE e.artifact_hash = a.hash AND e.execution_id = $3
                         AND ($4::VARCHAR IS NULL OR e.direction = $4)))
                ORDER BY a.first_seen_at DESC, a.hash LIMIT $5""",
-            [kind, name, exec_id, direction, limit if limit is not None else 2**62])
+            [kind, name, exec_id, direction, NO_LIMIT if limit is None else limit])
 
     def execution(self, ref: str) -> dict[str, Any]:
         """Everything about one execution: its row, final metrics, inputs and outputs."""

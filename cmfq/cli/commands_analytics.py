@@ -202,7 +202,7 @@ def techniques(ctx: typer.Context, project: ProjectOpt = None, warehouse: Wareho
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.techniques(project), format, limit, offset)
+        emit_page(wh.techniques(project, limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()
@@ -214,7 +214,8 @@ def datasets(ctx: typer.Context, project: ProjectOpt = None,
     from cmfq.cli.render import emit_page
 
     with open_warehouse(ctx, warehouse) as wh:
-        emit_page(wh.datasets(project, _date(since, "--since")), format, limit, offset)
+        emit_page(wh.datasets(project, _date(since, "--since"), limit=limit + 1, offset=offset), format, limit, offset,
+                  paged=True)
 
 
 @app.command()
@@ -276,7 +277,8 @@ def rank(ctx: typer.Context, metric: MetricOpt, project: ProjectOpt = None,
 
     with open_warehouse(ctx, warehouse) as wh:
         emit_page(wh.rank_models(metric, project=project, exclude_tainted=not include_tainted,
-                                 data_after=_date(data_after, "--data-after"), ascending=asc), format, limit, offset)
+                                 data_after=_date(data_after, "--data-after"), ascending=asc,
+                                 limit=limit + 1, offset=offset), format, limit, offset, paged=True)
 
 
 @app.command()

@@ -110,6 +110,25 @@ def test_taint_marks_exactly_the_models_downstream(zoo: Zoo, tmp_path: Path) -> 
         assert wh.models(tainted=True).height == 0
 
 
+def test_rank_pages_and_date_filter_agree_with_the_whole_ranking(zoo: Zoo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmfq.warehouse import analytics
+
+    with zoo.wh as wh:
+        whole = wh.rank_models("roc_auc", exclude_tainted=False)
+        pages = [wh.rank_models("roc_auc", exclude_tainted=False, limit=2, offset=o) for o in range(0, whole.height + 2, 2)]
+        worst = wh.rank_models("roc_auc", exclude_tainted=False, ascending=True)
+        # Batches of one model: the date filter then ranks again and again to fill a page.
+        monkeypatch.setattr(analytics, "RANK_BATCH", 1)
+        cutoff = sorted(whole["newest_data"].drop_nulls())[0]
+        newer = whole.filter(pl.col("newest_data") > cutoff)
+        after = [wh.rank_models("roc_auc", exclude_tainted=False, data_after=cutoff, limit=1, offset=o)
+                 for o in range(newer.height + 1)]
+    assert whole.height >= 4 and whole["roc_auc"].is_sorted(descending=True)
+    assert pl.concat(pages).equals(whole)
+    assert worst["hash"].to_list() == whole.sort("roc_auc", "hash", descending=[False, False])["hash"].to_list()
+    assert 0 < newer.height < whole.height and pl.concat(after).equals(newer)
+
+
 def test_best_per_dataset_and_on_one_dataset(zoo: Zoo) -> None:
     with zoo.wh as wh:
         on_r1 = wh.best("roc_auc", "raw/r1.csv", stage="train", limit=3)
@@ -234,6 +253,19 @@ def test_cli_commands(zoo: Zoo) -> None:
                  ["deployments"], ["serving"]):
         code, _, err = cli(zoo, *args)
         assert code == 0, (args, err)
+
+
+@pytest.mark.parametrize("args", [["techniques"], ["datasets"], ["rank", "-m", "roc_auc", "--include-tainted"],
+                                  ["rank", "-m", "roc_auc", "--data-after", "2000-01-01"]])
+def test_listings_cut_in_duckdb_page_through_everything_once(zoo: Zoo, args: list[str]) -> None:
+    code, out, _ = cli(zoo, *args, "-f", "json", "--limit", "1000")
+    whole = json.loads(out)
+    seen = []
+    for offset in range(len(whole) + 1):
+        code, out, err = cli(zoo, *args, "-f", "json", "--limit", "1", "--offset", str(offset))
+        assert code == 0 and ("more rows" in err) == (offset + 1 < len(whole)), (offset, err)
+        seen += json.loads(out)
+    assert len(whole) >= 2 and seen == whole
 
 
 def test_stats_record_from_the_cli(tmp_path: Path) -> None:
