@@ -1,9 +1,5 @@
 -- title: keep events.node and lineage_graph in step with the events just merged
--- (index_nodes.sql has given every hash of the chunk a node id already.)
-UPDATE idx.events SET node = n.id
-FROM idx.nodes AS n
-WHERE events.node IS NULL AND n.hash = events.artifact_hash;
-
+-- (The events were merged with the node id of their artifact: index.py, _staged_statements.)
 -- An 'out' event of the chunk marks its artifact produced. The staged key is in idx.events
 -- after the merge whichever row won, so this holds exactly when some 'out' event exists.
 UPDATE idx.nodes SET produced = true

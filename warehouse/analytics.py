@@ -479,7 +479,7 @@ class Analytics:
             batch = self._with_newest_data(self.sql(query, [tainted, project, metric, RANK_BATCH, start]), metric)
             # Compared as naive UTC: polars refuses to compare zones named differently (Etc/UTC, UTC).
             fresh = batch.filter(pl.col("newest_data").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-                                 > after.astimezone(dt.timezone.utc).replace(tzinfo=None))
+                                 > after.astimezone(dt.UTC).replace(tzinfo=None))
             kept.append(fresh)
             found += fresh.height
             start += RANK_BATCH

@@ -33,6 +33,8 @@ log = logging.getLogger("cmfq")
 INDEX_VERSION = "7"
 #: Tables the index derives from the facts at each merge (see _derived_statements).
 DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
+#: Columns the index adds to a fact table (index_schema.sql), filled in at staging.
+INDEX_COLUMNS = {"events": ("node",)}
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.
 CHUNK_BYTES = 256 << 20
 CHUNK_FILES = 5_000
@@ -231,6 +233,8 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, parts: list[partition
             con.execute(f"CREATE OR REPLACE TEMP TABLE staging_{table} AS SELECT {_cols(spec)} "
                         "FROM read_parquet(?, union_by_name = true)", [files])
             rows += con.execute(f"SELECT count(*) FROM staging_{table}").fetchone()[0]  # type: ignore[index]
+            for stmt in _staged_statements(table):
+                con.execute(stmt)
             for stmt in merge_statements(con, spec):
                 con.execute(stmt)
             for stmt in _derived_statements(table):
@@ -267,6 +271,17 @@ def _covered(con: duckdb.DuckDBPyConnection, parts: list[partition.Inspected]) -
 SCORED_BY = {"executions": "id", "events": "execution_id", "metrics": "execution_id"}
 
 
+def _staged_statements(table: str) -> list[str]:
+    """What runs on a staged table before it is merged: events get the node id of their
+    artifact (a node for each new hash first), so that they are inserted with it. Filling
+    it in afterwards was an UPDATE of every new event, slow and held in memory to the commit."""
+    if table != "events":
+        return []
+    return [*sql.statements("index_nodes", source="staging_events", column="artifact_hash"),
+            "CREATE OR REPLACE TEMP TABLE staging_events AS SELECT s.*, n.id AS node FROM staging_events AS s "
+            "JOIN idx.nodes AS n ON n.hash = s.artifact_hash"]
+
+
 def _derived_statements(table: str) -> list[str]:
     """Keep the index's derived tables (nodes, lineage_graph, final_metrics) in step with a
     merged table, and note the runs whose scores the chunk changes (see index_scores.sql)."""
@@ -275,8 +290,7 @@ def _derived_statements(table: str) -> list[str]:
     if table == "artifacts":
         return sql.statements("index_nodes", source="staging_artifacts", column="hash")
     if table == "events":
-        return [*sql.statements("index_nodes", source="staging_events", column="artifact_hash"),
-                *sql.statements("index_lineage"), *touched]  # also fills events.node
+        return [*sql.statements("index_lineage"), *touched]
     if table == "metrics":
         return [*sql.statements("index_final_metrics"), *touched]
     return touched
@@ -293,8 +307,11 @@ def merge_statements(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[st
     key = ", ".join(f'"{k}"' for k in spec.key)
     key_match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in spec.key)
     quoted = [f'"{c}"' for c in spec.columns]
+    # The index's own columns, staged beside the facts (events.node): stored, never compared.
+    extra = [f'"{c}"' for c in INDEX_COLUMNS.get(spec.name, ())]
     fill = {"table": spec.name, "keep": spec.keep, "key": key, "dir": "ASC" if first else "DESC",
             "op": "<" if first else ">", "columns": ", ".join(quoted), "key_match": key_match,
+            "insert_columns": ", ".join(quoted + extra),
             "s_columns": ", ".join(f"s.{q}" for q in quoted), "t_columns": ", ".join(f"t.{q}" for q in quoted)}
     staging = f"staging_{spec.name}"
     out: list[str] = []
@@ -307,5 +324,5 @@ def merge_statements(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> list[st
     if clashes:
         out += sql.statements("merge_resolve", **fill)
     else:
-        out.append(f"INSERT INTO idx.{spec.name} ({fill['columns']}) SELECT * FROM {staging}")
+        out.append(f"INSERT INTO idx.{spec.name} ({fill['insert_columns']}) SELECT * FROM {staging}")
     return out
