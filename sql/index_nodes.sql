@@ -9,9 +9,10 @@ WHERE a.hash = nodes.hash AND a.hash IN (SELECT DISTINCT {{column}} FROM {{sourc
   AND (nodes.kind IS DISTINCT FROM a.kind OR nodes.name IS DISTINCT FROM a.name OR nodes.size IS DISTINCT FROM a.size);
 
 -- New hashes: a node each, labelled as it is inserted (unlabelled when its artifact row has
--- not arrived yet: the chunk that brings it labels the node above).
+-- not arrived yet: the chunk that brings it labels the node above). An empty OVER () streams;
+-- ordering the ids by hash held every new hash in memory.
 INSERT INTO idx.nodes
-SELECT (SELECT coalesce(max(id), 0) FROM idx.nodes) + row_number() OVER (ORDER BY fresh.h)::INTEGER,
+SELECT (SELECT coalesce(max(id), 0) FROM idx.nodes) + row_number() OVER ()::INTEGER,
        fresh.h, a.kind, a.name, a.size, false
 FROM (SELECT DISTINCT src.{{column}} AS h FROM {{source}} AS src
       ANTI JOIN idx.nodes AS n ON n.hash = src.{{column}}) AS fresh

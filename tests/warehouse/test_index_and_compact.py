@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -334,3 +335,44 @@ def test_runs_noted_but_not_rescored_are_rescored_on_next_open(warehouse_dir: Pa
     with cmfq.Warehouse(warehouse_dir) as wh:
         assert wh.sql("SELECT * FROM idx.scores ORDER BY ALL").rows() == right.rows()
         assert wh.sql("SELECT count(*) FROM idx._cmfq_scores_dirty").item() == 0
+
+
+def test_an_art_index_too_big_for_the_memory_limit_is_left_out_and_created_later(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    import duckdb
+
+    from cmfq.warehouse import index
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tmp_path / 'index.duckdb'}' AS idx")
+    index.create_tables(con)
+    # 400,000 hashes: their ART needs more than 24 MB while it is created, the table far less.
+    con.execute("INSERT INTO idx.nodes SELECT i::INTEGER, md5(i::VARCHAR), 'dataset', NULL, NULL, false "
+                "FROM range(400000) AS r(i)")
+    con.execute("SET memory_limit = '24MB'")
+    small = index.connection_memory_limit(con)
+    art = "SELECT index_name FROM duckdb_indexes() WHERE database_name = 'idx' ORDER BY ALL"
+    note = "SELECT value FROM idx._cmfq_meta WHERE key = 'art_left_out'"
+    with caplog.at_level("WARNING", logger="cmfq"):
+        index._create_art_indexes(con)
+    created = {r[0] for r in con.execute(art).fetchall()}
+    assert json.loads(con.execute(note).fetchall()[0][0]) == {"limit": small, "names": ["nodes_hash"]}
+    assert "nodes_hash" not in created and "nodes_id" in created  # the others (small here) were created
+    assert "index nodes_hash left out" in caplog.text and "CMFQ_MEMORY_LIMIT" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cmfq"):
+        index._create_art_indexes(con)  # same limit: not tried again
+    assert caplog.text == "" and json.loads(con.execute(note).fetchall()[0][0])["names"] == ["nodes_hash"]
+    assert con.execute("SELECT hash FROM idx.nodes WHERE id = 7").fetchall() == [(_md5("7"),)]
+    con.execute("SET memory_limit = '512MB'")
+    index._create_art_indexes(con)  # a higher limit: created
+    assert "nodes_hash" in {r[0] for r in con.execute(art).fetchall()}
+    assert json.loads(con.execute(note).fetchall()[0][0])["names"] == []
+
+
+def _md5(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()
