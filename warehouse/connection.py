@@ -39,6 +39,12 @@ DEFAULT_MEMORY_LIMIT = "512MB"
 #: Joins, aggregates and sorts spill beyond it; 128MB still holds what cannot spill (the
 #: ART index nodes a lookup pins, the hash tables of lineage walks).
 QUERY_MEMORY_LIMIT = "128MB"
+#: ... and while partitions are merged into the index file, unless $CMFQ_MEMORY_LIMIT is set: every
+#: statement of a merge spills to disk, and a larger limit mostly caches blocks that a one-off
+#: load never reads again. On the scale benchmark (10 M events, 100 M metric points) the first
+#: build peaked near 450 MB of RSS at this limit, and ran out of memory at 512MB before its
+#: statements were made to spill.
+LOAD_MEMORY_LIMIT = "192MB"
 LOCK_TIMEOUT_S = 10.0
 INDEX_FILE = "index.duckdb"
 
@@ -63,6 +69,12 @@ CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os
 def memory_limit() -> str:
     """DuckDB's memory limit: $CMFQ_MEMORY_LIMIT, else 512MB."""
     return os.environ.get(ENV_MEMORY_LIMIT) or DEFAULT_MEMORY_LIMIT
+
+
+def load_memory_limit() -> str:
+    """DuckDB's memory limit while partitions are merged into an index: $CMFQ_MEMORY_LIMIT,
+    else LOAD_MEMORY_LIMIT."""
+    return os.environ.get(ENV_MEMORY_LIMIT) or LOAD_MEMORY_LIMIT
 
 
 def new_connection(temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
@@ -132,7 +144,7 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
             attached = False
             if _attach(con, path, read_only=False, deadline=deadline):
                 try:
-                    report = index.refresh(con, source, progress=progress)
+                    report = index.refresh(con, source, progress=progress, load_memory_limit=load_memory_limit())
                 finally:
                     con.execute("DETACH idx")
                 attached = _attach(con, path, read_only=True, deadline=deadline)
@@ -140,7 +152,7 @@ def open_warehouse(layout: Layout, *, refresh: bool = True, progress: Progress |
             log.warning("cmfq: the index at %s is busy in another process; reading the partitions "
                         "into memory instead", path)
             con.execute("ATTACH ':memory:' AS idx")
-            report = index.refresh(con, source, progress=progress)
+            report = index.refresh(con, source, progress=progress)  # in memory: the index needs the room
             mode = "memory"
         load_views(con)
         lock_down(con)

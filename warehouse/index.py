@@ -38,7 +38,7 @@ DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
 #: Columns the index adds to a fact table (index_schema.sql), filled in at staging.
 INDEX_COLUMNS = {"events": ("node",)}
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each.
-CHUNK_BYTES = 256 << 20
+CHUNK_BYTES = 64 << 20
 CHUNK_FILES = 5_000
 
 Progress = Callable[[int, int], None]
@@ -75,7 +75,11 @@ def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.execute("USE memory")
 
 
-_INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON", re.IGNORECASE)
+_INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) \((\w+)\)", re.IGNORECASE)
+#: Bytes DuckDB 1.5 holds per key while it creates an ART (measured: 20.9 M INTEGER keys took
+#: 1.0 GB, 7.2 M 32-character hashes 600 MB), and the share of the memory limit one may take.
+ART_BYTES_PER_KEY = {"INTEGER": 48, "VARCHAR": 85}
+ART_SHARE_OF_LIMIT = 0.75
 
 
 def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
@@ -88,26 +92,54 @@ def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
     noted = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'art_left_out'").fetchone()
     left_out = json.loads(noted[0]) if noted else {}
     skip = set(left_out.get("names", [])) if left_out.get("limit") == limit else set()
+    existing = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes() WHERE database_name = 'idx'")
+                .fetchall()}
     missed = []
     con.execute("USE idx")
     try:
         for stmt in sql.statements("index_art"):
-            match = _INDEX_NAME.search(stmt)
-            name = match.group(1) if match else stmt
-            if name in skip:
-                missed.append(name)
+            match = _INDEX.search(stmt)
+            assert match, stmt
+            name, table, column = match.groups()
+            if name in existing:
                 continue
+            # Known not to fit, or sure not to: not tried (a failed attempt takes the whole limit).
+            fits = name not in skip and _art_bytes(con, table, column) <= ART_SHARE_OF_LIMIT * _bytes(limit)
             try:
-                con.execute(stmt)
+                if fits:
+                    con.execute(stmt)
             except duckdb.OutOfMemoryException:
-                log.warning("cmfq: index %s left out: it does not fit in DuckDB's memory limit (%s); queries "
-                            "that would use it scan instead. Run one cmfq command with CMFQ_MEMORY_LIMIT set "
-                            "higher (e.g. 2GB) to create it.", name, limit)
+                fits = False
+            if not fits:
+                if name not in skip:
+                    log.warning("cmfq: index %s left out: it does not fit in DuckDB's memory limit (%s); queries "
+                                "that would use it scan instead. Run one cmfq command with CMFQ_MEMORY_LIMIT "
+                                "set higher (e.g. 2GB) to create it.", name, limit)
                 missed.append(name)
     finally:
         con.execute("USE memory")
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('art_left_out', ?)",
                 [json.dumps({"limit": limit, "names": missed})])
+
+
+def _art_bytes(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    """What creating an ART on ``idx.table(column)`` would take, from its rows and key type."""
+    (rows,), = con.execute(f"SELECT count(*) FROM idx.{table}").fetchall()
+    (kind,), = con.execute("SELECT data_type FROM duckdb_columns() WHERE database_name = 'idx' "
+                           "AND table_name = ? AND column_name = ?", [table, column]).fetchall()
+    return int(rows) * ART_BYTES_PER_KEY.get(kind, max(ART_BYTES_PER_KEY.values()))
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _bytes(size: str) -> float:
+    """A size as DuckDB prints a setting ("488.2 MiB") in bytes."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", size)
+    if not match or match.group(2).upper() not in _UNITS:
+        return float("inf")  # unknown: let DuckDB say whether it fits
+    return float(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 def connection_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
@@ -121,9 +153,26 @@ def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progress | None = None,
-            tables: Iterable[str] | None = None) -> RefreshReport:
+            tables: Iterable[str] | None = None, load_memory_limit: str | None = None) -> RefreshReport:
     """Load every partition of ``source`` (of these tables) that the index, catalog ``idx``,
-    has not seen yet."""
+    has not seen yet; the merges run within ``load_memory_limit`` when one is given (they
+    spill; ART indexes are created within the connection's own limit)."""
+    limit = connection_memory_limit(con)
+    if load_memory_limit:
+        con.execute("SET memory_limit = ?", [load_memory_limit])
+    try:
+        report = _refresh(con, source, progress, tables)
+    finally:
+        con.execute("SET memory_limit = ?", [limit])
+    started = time.perf_counter()
+    _create_art_indexes(con)  # no-op when they exist; after a bulk load, built in one go
+    con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])
+    report.seconds += time.perf_counter() - started
+    return report
+
+
+def _refresh(con: duckdb.DuckDBPyConnection, source: Source, progress: Progress | None,
+             tables: Iterable[str] | None) -> RefreshReport:
     started = time.perf_counter()
     report = RefreshReport()
     create_tables(con)
@@ -146,8 +195,6 @@ def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progres
     elif vanished:
         con.execute("DELETE FROM idx._cmfq_partitions WHERE name IN (SELECT unnest(?::VARCHAR[]))", [sorted(vanished)])
     _rescore(con)
-    _create_art_indexes(con)  # no-op when they exist; after a bulk load, built in one go
-    con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])
     report.seconds = time.perf_counter() - started
     return report
 
