@@ -187,7 +187,9 @@ WHERE contains(lower(key), lower(q)) OR contains(lower(coalesce(value, '')), low
 -- only its own first n before they are merged, so a page of a common word ("train") never
 -- holds every match. The same rows as search(q) ORDER BY entity, label, id, field, "match" LIMIT n.
 CREATE OR REPLACE MACRO search_top(q, n) AS TABLE
-(SELECT DISTINCT 'artifact' AS entity, hash AS id, name AS label, 'name' AS field, name AS "match"
+-- Artifacts (one row per hash) and executions (one per id) need no DISTINCT, so each part is
+-- a top-n that keeps n rows, not every match; params are unnested in SELECT, which streams.
+(SELECT 'artifact' AS entity, hash AS id, name AS label, 'name' AS field, name AS "match"
  FROM artifacts WHERE contains(lower(name), lower(q)) OR starts_with(hash, lower(q))
  ORDER BY entity, label, id, field, "match" LIMIT n)
 UNION
@@ -195,11 +197,13 @@ UNION
  WHERE contains(lower(e.name), lower(q))
  ORDER BY 1, 3, 2, 4, 5 LIMIT n)
 UNION
-(SELECT DISTINCT 'execution', id, stage, 'pipeline/stage', pipeline || '/' || stage FROM executions
+(SELECT 'execution', id, stage, 'pipeline/stage', pipeline || '/' || stage FROM executions
  WHERE contains(lower(pipeline), lower(q)) OR contains(lower(stage), lower(q)) OR starts_with(id, lower(q))
  ORDER BY 1, 3, 2, 4, 5 LIMIT n)
 UNION
-(SELECT DISTINCT 'execution', execution_id, stage, 'param ' || key, key || '=' || value_text FROM params
+(SELECT 'execution', id, stage, 'param ' || key, key || '=' || value_text
+ FROM (SELECT id, stage, key, json_extract_string(params, json_key_path(key)) AS value_text
+       FROM (SELECT id, stage, params, unnest(json_keys(params)) AS key FROM idx.executions))
  WHERE contains(lower(key), lower(q)) OR contains(lower(value_text), lower(q))
  ORDER BY 1, 3, 2, 4, 5 LIMIT n)
 UNION

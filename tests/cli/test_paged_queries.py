@@ -107,7 +107,7 @@ def test_models_pages_are_the_whole_answer(wh: Path, extra: list[str]) -> None:
     assert (tainted is None and len(full) == 24) or (tainted is not None and 0 < len(full) < 24)
 
 
-@pytest.mark.parametrize("text", ["train", "models/alpha", h("raw-1")[:6], "nothing-matches-this"])
+@pytest.mark.parametrize("text", ["train", "models/alpha", h("raw-1")[:6], "gbm", "xtr", "nothing-matches-this"])
 def test_search_pages_are_the_whole_answer(wh: Path, text: str) -> None:
     with cmfq.Warehouse(wh) as w:
         full = w.sql('SELECT * FROM search(?) ORDER BY entity, label, id, field, "match"', [text])
