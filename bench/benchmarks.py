@@ -644,8 +644,8 @@ _LAUNCHER = """
 import json, os, subprocess, sys, tempfile, time
 timeout, argv = float(sys.argv[1]), sys.argv[2:]
 started = time.perf_counter()
-with tempfile.TemporaryFile() as out, open(os.devnull, "wb") as sink:
-    proc = subprocess.Popen(argv, stdout=out, stderr=sink)
+with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    proc = subprocess.Popen(argv, stdout=out, stderr=err)
     outcome = "ok"
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -661,9 +661,11 @@ with tempfile.TemporaryFile() as out, open(os.devnull, "wb") as sink:
     while chunk := out.read(1 << 20):
         lines += chunk.count(b"\\n")
         size += len(chunk)
+    err.seek(max(0, err.seek(0, 2) - 2000))
+    said = [line for line in err.read().decode(errors="replace").splitlines() if line.strip()]
 code = os.waitstatus_to_exitcode(status)
 if outcome == "ok" and code != 0:
-    outcome = f"exit {code}"
+    outcome = f"exit {code}" + (f": {said[-1].strip()[:300]}" if said else "")
 print(json.dumps([usage.ru_maxrss, seconds, outcome, lines, size]))
 """
 

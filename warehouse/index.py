@@ -108,7 +108,9 @@ def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
             try:
                 if fits:
                     con.execute(stmt)
-            except duckdb.OutOfMemoryException:
+            except duckdb.Error as exc:
+                if not _out_of_memory(exc):
+                    raise
                 fits = False
             if not fits:
                 if name not in skip:
@@ -120,6 +122,13 @@ def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("USE memory")
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('art_left_out', ?)",
                 [json.dumps({"limit": limit, "names": missed})])
+
+
+def _out_of_memory(exc: duckdb.Error) -> bool:
+    """DuckDB ran out of memory: said as such, or as a commit that could not pin a block."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.OutOfMemoryException) or any(
+        words in text for words in ("out of memory", "failed to pin", "failed to allocate", "could not allocate"))
 
 
 def _art_bytes(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
@@ -153,17 +162,21 @@ def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def refresh(con: duckdb.DuckDBPyConnection, source: Source, *, progress: Progress | None = None,
-            tables: Iterable[str] | None = None, load_memory_limit: str | None = None) -> RefreshReport:
+            tables: Iterable[str] | None = None, load_memory_limit: str | None = None,
+            load_threads: int | None = None) -> RefreshReport:
     """Load every partition of ``source`` (of these tables) that the index, catalog ``idx``,
-    has not seen yet; the merges run within ``load_memory_limit`` when one is given (they
-    spill; ART indexes are created within the connection's own limit)."""
-    limit = connection_memory_limit(con)
+    has not seen yet; the merges run within ``load_memory_limit`` and on ``load_threads``
+    when given (they spill; ART indexes are created with the connection's own settings)."""
+    (limit, threads), = con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchall()
     if load_memory_limit:
         con.execute("SET memory_limit = ?", [load_memory_limit])
+    if load_threads:
+        con.execute(f"SET threads = {int(load_threads)}")
     try:
         report = _refresh(con, source, progress, tables)
     finally:
         con.execute("SET memory_limit = ?", [limit])
+        con.execute(f"SET threads = {int(threads)}")
     started = time.perf_counter()
     _create_art_indexes(con)  # no-op when they exist; after a bulk load, built in one go
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('ddl', ?)", [_ddl_digest()])

@@ -178,7 +178,7 @@ def _run_sql(wh: Warehouse, query: str, format: Format, limit: int) -> None:
         emit_batches(rows, rows.schema, format)
         return
     # Tables read only what they show: a huge result streams in batches and stops early.
-    reader = result.fetch_record_batch(limit + 1)
+    reader = result.to_arrow_reader(limit + 1)
     batches, rows = [], 0
     while rows <= limit:
         try:
