@@ -172,6 +172,24 @@ def test_final_metrics_follow_late_steps_and_a_later_coarse_value(warehouse_dir:
         assert final(wh) == raw.row(0)
 
 
+def test_a_step_logged_again_in_a_later_partition_replaces_the_indexed_one(warehouse_dir: Path) -> None:
+    # The metrics merge skips its clash check when no staged (run, metric) is in final_metrics:
+    # a step of a metric the index has must still be found and resolved, never kept twice.
+    with cmfq.Tracker("p", warehouse=warehouse_dir, capture_git=False, capture_env=False) as t, \
+            t.execution("train") as ex:
+        ex.log_metric("loss", 0.9, step=1)
+        ex.log_metric("acc", 0.1, step=1)
+        t.flush()
+        with cmfq.Warehouse(warehouse_dir) as wh:
+            assert wh.sql("SELECT count(*) AS n FROM metrics")["n"][0] == 2
+            ex.log_metric("loss", 0.3, step=1)  # the same key, later
+            ex.log_metric("f1", 0.6, step=1)  # a metric new to the run
+            t.flush()
+            wh.refresh()
+            rows = wh.sql("SELECT name, step, value FROM metrics ORDER BY name").rows()
+    assert rows == [("acc", 1, 0.1), ("f1", 1, 0.6), ("loss", 1, 0.3)]
+
+
 def test_two_warehouses_on_one_folder_in_one_process(warehouse_dir: Path) -> None:
     # DuckDB refuses to attach one file twice per process: the second must still answer (and
     # must not mistake the refusal for a damaged index and delete it), and refresh must work.
