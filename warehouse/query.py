@@ -31,6 +31,7 @@ from cmfq.warehouse.analytics import NO_LIMIT, Analytics
 from cmfq.warehouse.connection import (
     CPUS,
     LOCK_TIMEOUT_S,
+    QUERY_RETRY_LIMITS,
     memory_limit,
     open_remote_warehouse,
     open_warehouse,
@@ -80,6 +81,7 @@ class Warehouse(Analytics):
         answer point lookups from memory from the first (True), never (False), or from a
         session's second when the warehouse is small (None; see ``_resident``)."""
         self._query_memory_limit = query_memory_limit
+        self._retry_limits = list(QUERY_RETRY_LIMITS)
         self._remote: Remote | None = None
         if isinstance(path, Remote):
             self._remote = path
@@ -173,15 +175,19 @@ class Warehouse(Analytics):
                  ) -> duckdb.DuckDBPyConnection:
         """Any statement, unchecked: for cmfq's own SQL (e.g. compare's temp table)."""
         try:
-            try:
-                return self._con.execute(query, params or [])
-            except duckdb.OutOfMemoryException:
-                if not self._query_memory_limit:
-                    raise
-                # What cannot spill did not fit in the small query limit: answer with the usual one.
-                self._query_memory_limit = None
-                self._con.execute("SET memory_limit = ?", [memory_limit()])
-                return self._con.execute(query, params or [])
+            while True:
+                try:
+                    return self._con.execute(query, params or [])
+                except duckdb.OutOfMemoryException:
+                    if not self._query_memory_limit:
+                        raise
+                    # What cannot spill did not fit in the small query limit: run it again at
+                    # the next one up (QUERY_RETRY_LIMITS, on one thread: each thread holds
+                    # hash tables of its own; then the usual limit and threads), for this
+                    # query and the ones after it.
+                    self._query_memory_limit = self._retry_limits.pop(0) if self._retry_limits else None
+                    self._con.execute("SET memory_limit = ?", [self._query_memory_limit or memory_limit()])
+                    self._con.execute(f"SET threads = {1 if self._query_memory_limit else self._thread_count}")
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 

@@ -122,11 +122,17 @@ def test_search_pages_are_the_whole_answer(wh: Path, text: str) -> None:
 
 def test_small_query_memory_limit_still_answers(wh: Path) -> None:
     """The CLI queries with a small DuckDB memory limit; a query that does not fit in it is
-    answered again with the usual limit, never refused."""
+    answered again at the next limit up (QUERY_RETRY_LIMITS, then the usual one), never refused."""
+    from cmfq.warehouse.connection import QUERY_RETRY_LIMITS
+
     with cmfq.Warehouse(wh) as w:
         expected = (w.compare("train", "roc_auc").rows(), w.models().rows())
+        usual = w.sql("SELECT current_setting('memory_limit') AS m")["m"][0]
     with cmfq.Warehouse(wh, query_memory_limit="1MB") as w:
         assert (w.compare("train", "roc_auc").rows(), w.models().rows()) == expected
+        now = w.sql("SELECT current_setting('memory_limit') AS m")["m"][0]
+    with cmfq.Warehouse(wh, query_memory_limit=QUERY_RETRY_LIMITS[0]) as w:
+        assert now == w.sql("SELECT current_setting('memory_limit') AS m")["m"][0] != usual
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
