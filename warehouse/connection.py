@@ -47,12 +47,12 @@ QUERY_RETRY_LIMITS = ("224MB",)
 #: DuckDB's memory limit while partitions are merged into the index file (unless
 #: $CMFQ_MEMORY_LIMIT is set): every statement of a merge spills to disk, and a larger limit
 #: mostly caches blocks that a one-off load never reads again. On the scale benchmark (10 M
-#: events, 100 M metric points) the first build peaks at 562 MB of RSS with it; at 128MB a
-#: merge runs out of memory (what DuckDB cannot spill still needs some room), and so did the
-#: default 512MB before the merge statements were made to spill.
-LOAD_MEMORY_LIMIT = "192MB"
+#: events, 100 M metric points) the first build peaks at 535 MB of RSS with it (560 MB at
+#: 192MB); at 128MB, with 64 MB chunks, a merge ran out of memory (what DuckDB cannot spill
+#: still needs some room), and so did the default 512MB before the merges were made to spill.
+LOAD_MEMORY_LIMIT = "160MB"
 #: ... on one thread: merges are mostly serial. On the scale benchmark one thread built the
-#: index in 408 s; two (at 256MB) took 467 s for the merges alone, at 100 MB more RSS.
+#: index in 408 s (at 192MB); two (at 256MB) took 467 s for the merges alone, at 100 MB more RSS.
 LOAD_THREADS = 1
 LOCK_TIMEOUT_S = 10.0
 INDEX_FILE = "index.duckdb"

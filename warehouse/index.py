@@ -37,8 +37,11 @@ INDEX_VERSION = "7"
 DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
 #: Columns the index adds to a fact table (index_schema.sql), filled in at staging.
 INDEX_COLUMNS = {"events": ("node",)}
-#: Partitions are loaded in chunks of at most this many bytes, one transaction each.
-CHUNK_BYTES = 64 << 20
+#: Partitions are loaded in chunks of at most this many bytes, one transaction each: what a
+#: transaction holds until its commit (deletes, the staged rows) stays small. With these and a
+#: 160MB limit (connection.py) the scale build peaked 25 MB lower than with 64 MB at 192MB,
+#: and took 483 s instead of 433.
+CHUNK_BYTES = 24 << 20
 CHUNK_FILES = 5_000
 
 Progress = Callable[[int, int], None]
@@ -77,9 +80,11 @@ def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 _INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) \((\w+)\)", re.IGNORECASE)
 #: Bytes DuckDB 1.5 holds per key while it creates an ART (measured: 20.9 M INTEGER keys took
-#: 1.0 GB, 7.2 M 32-character hashes 600 MB), and the share of the memory limit one may take.
+#: 1.0 GB, 7.2 M 32-character hashes 600 MB), and the share of the memory limit one may take
+#: (at the default 512MB, nodes_id on the scale benchmark's 7.2 M nodes would take 346 MB: its
+#: ids are in insertion order, so DuckDB's min/max per row group finds an id without it).
 ART_BYTES_PER_KEY = {"INTEGER": 48, "VARCHAR": 85}
-ART_SHARE_OF_LIMIT = 0.75
+ART_SHARE_OF_LIMIT = 0.5
 
 
 def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:

@@ -381,7 +381,7 @@ def test_an_art_index_too_big_for_the_memory_limit_is_left_out_and_created_later
     with caplog.at_level("WARNING", logger="cmfq"):
         index._create_art_indexes(con)
     created = {r[0] for r in con.execute(art).fetchall()}
-    left_out = ["nodes_hash"] if tried else ["nodes_hash", "nodes_id"]  # 400,000 x 48 bytes > 3/4 of 24 MB
+    left_out = ["nodes_hash"] if tried else ["nodes_hash", "nodes_id"]  # 400,000 x 48 bytes > half of 24 MB
     assert json.loads(con.execute(note).fetchall()[0][0]) == {"limit": small, "names": left_out}
     assert not created & set(left_out) and "lineage_graph_child" in created  # empty tables: created
     assert "index nodes_hash left out" in caplog.text and "CMFQ_MEMORY_LIMIT" in caplog.text
