@@ -47,10 +47,10 @@ QUERY_RETRY_LIMITS = ("224MB",)
 #: DuckDB's memory limit while partitions are merged into the index file (unless
 #: $CMFQ_MEMORY_LIMIT is set): every statement of a merge spills to disk, and a larger limit
 #: mostly caches blocks that a one-off load never reads again. On the scale benchmark (10 M
-#: events, 100 M metric points) the first build peaks at 535 MB of RSS with it (560 MB at
-#: 192MB); at 128MB, with 64 MB chunks, a merge ran out of memory (what DuckDB cannot spill
-#: still needs some room), and so did the default 512MB before the merges were made to spill.
-LOAD_MEMORY_LIMIT = "160MB"
+#: events, 100 M metric points) a profiled build peaked at 440 MB of RSS with it and 24 MB
+#: chunks, 550 MB at 192MB; at 128MB with 64 MB chunks a merge ran out of memory, and so did
+#: the default 512MB before the merges were made to spill.
+LOAD_MEMORY_LIMIT = "128MB"
 #: ... on one thread: merges are mostly serial. On the scale benchmark one thread built the
 #: index in 408 s (at 192MB); two (at 256MB) took 467 s for the merges alone, at 100 MB more RSS.
 LOAD_THREADS = 1

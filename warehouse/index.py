@@ -38,9 +38,9 @@ DERIVED = ("nodes", "lineage_graph", "final_metrics", "scores")
 #: Columns the index adds to a fact table (index_schema.sql), filled in at staging.
 INDEX_COLUMNS = {"events": ("node",)}
 #: Partitions are loaded in chunks of at most this many bytes, one transaction each: what a
-#: transaction holds until its commit (deletes, the staged rows) stays small. With these and a
-#: 160MB limit (connection.py) the scale build peaked 25 MB lower than with 64 MB at 192MB,
-#: and took 483 s instead of 433.
+#: transaction holds until its commit (deletes, the staged rows) stays small, and with it what
+#: a merge cannot spill: at 128MB (connection.py) the scale build ran out of memory with 64 MB
+#: chunks and completes with these.
 CHUNK_BYTES = 24 << 20
 CHUNK_FILES = 5_000
 
