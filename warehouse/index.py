@@ -13,12 +13,14 @@ fine when a compacted file declared it replaced; otherwise the index is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
@@ -69,13 +71,20 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     _run_in_idx(con, "index_schema")
 
 
-def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
+@contextlib.contextmanager
+def _in_idx(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Statements inside name the index's tables unqualified (catalog ``idx``)."""
     con.execute("USE idx")
     try:
-        for stmt in sql.statements(name):
-            con.execute(stmt)
+        yield
     finally:
         con.execute("USE memory")
+
+
+def _run_in_idx(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    with _in_idx(con):
+        for stmt in sql.statements(name):
+            con.execute(stmt)
 
 
 _INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) \((\w+)\)", re.IGNORECASE)
@@ -89,19 +98,17 @@ ART_SHARE_OF_LIMIT = 0.5
 
 def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ART indexes of index_art.sql that do not exist yet. DuckDB holds a whole ART
-    in memory while it creates it (about 100 bytes a key: 1 GB for the 20 M lineage edges of
-    the scale benchmark), so one that does not fit in the memory limit is left out, and noted
+    in memory while it creates it (ART_BYTES_PER_KEY: 1 GB for the 20 M lineage edges of the
+    scale benchmark), so one that does not fit in the memory limit is left out, and noted
     so that later refreshes do not try again at the same limit. Queries that would probe it
     scan instead; lineage walks then soon switch to the adjacency arrays (graph_map.py)."""
     limit = connection_memory_limit(con)
-    noted = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'art_left_out'").fetchone()
-    left_out = json.loads(noted[0]) if noted else {}
-    skip = set(left_out.get("names", [])) if left_out.get("limit") == limit else set()
+    left_out = _art_left_out(con)
+    skip = set(left_out["names"]) if left_out["limit"] == limit else set()
     existing = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes() WHERE database_name = 'idx'")
                 .fetchall()}
     missed = []
-    con.execute("USE idx")
-    try:
+    with _in_idx(con):
         for stmt in sql.statements("index_art"):
             match = _INDEX.search(stmt)
             assert match, stmt
@@ -123,10 +130,14 @@ def _create_art_indexes(con: duckdb.DuckDBPyConnection) -> None:
                                 "that would use it scan instead. Run one cmfq command with CMFQ_MEMORY_LIMIT "
                                 "set higher (e.g. 2GB) to create it.", name, limit)
                 missed.append(name)
-    finally:
-        con.execute("USE memory")
     con.execute("INSERT OR REPLACE INTO idx._cmfq_meta VALUES ('art_left_out', ?)",
                 [json.dumps({"limit": limit, "names": missed})])
+
+
+def _art_left_out(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The ART indexes the last refresh left out, and the memory limit it had then."""
+    noted = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'art_left_out'").fetchone()
+    return json.loads(noted[0]) if noted else {"limit": None, "names": []}
 
 
 def _out_of_memory(exc: duckdb.Error) -> bool:
@@ -297,8 +308,8 @@ def pending(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
         return True  # new bookkeeping tables or indexes to create (no rebuild needed)
     if con.execute("SELECT 1 FROM idx._cmfq_scores_dirty LIMIT 1").fetchall():
         return True  # runs merged by a process that stopped before rescoring them
-    noted = con.execute("SELECT value FROM idx._cmfq_meta WHERE key = 'art_left_out'").fetchone()
-    if noted and json.loads(noted[0])["names"] and json.loads(noted[0])["limit"] != connection_memory_limit(con):
+    left_out = _art_left_out(con)
+    if left_out["names"] and left_out["limit"] != connection_memory_limit(con):
         return True  # indexes left out at another memory limit: try again at this one
     on_disk = {str(n) for n in source.partitions()}
     return on_disk != loaded
